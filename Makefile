@@ -1,0 +1,49 @@
+# punchclock's named commands. The README and CI use these verbatim.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.8
+VENV := .venv
+BIN := $(VENV)/bin
+
+# Debian packages each area's tests need; area makefiles in mk/ add to these.
+TEST_APT_PACKAGES := postgresql-15 postgresql-contrib
+PYTEST_ARGS ?=
+
+-include mk/*.mk
+
+.PHONY: help run serve test test-unit lint typecheck install dev clean
+
+help: ## list the commands
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+install: $(UV) ## create .venv with punchclock and its pinned runtime dependencies
+	$(UV) sync --frozen --no-dev
+
+dev: $(UV) ## create .venv with the test and lint tools as well
+	$(UV) sync --frozen
+
+run: install ## serve on http://localhost:8000 using an embedded SQLite database
+	$(BIN)/punchclock serve
+
+test: dev ## install what the tests need, then run every test suite
+	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: dev ## the fast tests that need nothing but the package
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+lint: dev ## ruff and mypy
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+clean: ## remove the virtual environments and caches
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
