@@ -1,0 +1,65 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from punchclock.lifecycle import Lifecycle
+from punchclock.metrics import Metrics
+from punchclock.problems import problem
+from punchclock.store import Store
+
+log = structlog.get_logger("punchclock.health")
+
+
+class HealthAPI:
+    def __init__(self, store: Store, metrics: Metrics, lifecycle: Lifecycle, timeout: float) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.lifecycle = lifecycle
+        self.timeout = timeout
+        self._last_ready: bool | None = None
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/metrics", self.metrics_page, methods=["GET"]),
+        ]
+
+    async def healthz(self, request: Request) -> Response:
+        """Alive: the event loop answers. Never touches the database."""
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    async def readyz(self, request: Request) -> Response:
+        """Ready: not draining, and the database takes writes within the bound."""
+        reason = None
+        if self.lifecycle.draining:
+            reason = "draining: shutting down"
+        else:
+            try:
+                await asyncio.wait_for(self.store.check_writable(), timeout=self.timeout)
+            except TimeoutError:
+                reason = f"the database did not answer a write check within {self.timeout:g} s"
+            except Exception as exc:
+                reason = f"the database cannot take writes: {exc}"
+        self._record(reason)
+        if reason:
+            return problem(503, reason, {"Retry-After": "1"})
+        return Response(b'{"status":"ready"}', media_type="application/json")
+
+    def _record(self, reason: str | None) -> None:
+        ready = reason is None
+        self.metrics.ready.set(int(ready))
+        if ready != self._last_ready:
+            log.info("ready" if ready else "not ready", reason=reason)
+            self._last_ready = ready
+
+    async def metrics_page(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)

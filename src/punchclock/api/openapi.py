@@ -1,0 +1,214 @@
+"""The OpenAPI 3.1 description of every route, header and error, and a self-contained docs page."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from punchclock import __version__
+
+
+def _problem(description: str, retry_after: bool = False) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+    if retry_after:
+        response["headers"] = {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
+    return response
+
+
+_UNAVAILABLE = _problem("The database cannot take the request now (failover, overload, draining)", True)
+_REQUEST_ID = {"$ref": "#/components/parameters/RequestId"}
+_PAGE = {
+    "200": {
+        "description": "Newest first",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Page"}}},
+    },
+    "503": _UNAVAILABLE,
+}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "punchclock",
+        "version": __version__,
+        "description": "Records a durable UTC timestamp for every POST /app.",
+    },
+    "paths": {
+        "/app": {
+            "post": {
+                "summary": "Record a stamp of the moment the request was received",
+                "description": "201 means the stamp is committed (on a synchronous standby in the HA setup). "
+                "A retry with the same Idempotency-Key returns the original receipt and records nothing.",
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "1-255 visible ASCII characters, bare or as a quoted string; "
+                        "kept as long as the stamp",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 257},
+                    },
+                    _REQUEST_ID,
+                ],
+                "responses": {
+                    "201": {
+                        "description": "Recorded (or replayed for a known Idempotency-Key)",
+                        "headers": {
+                            "Location": {"schema": {"type": "string"}, "description": "/app/{id}"},
+                            "Idempotent-Replayed": {
+                                "schema": {"type": "string", "enum": ["true"]},
+                                "description": "Present when the key was seen before",
+                            },
+                        },
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Stamp"}}},
+                    },
+                    "400": _problem("Malformed Idempotency-Key"),
+                    "413": _problem("A request body over the small limit (the endpoint takes none)"),
+                    "503": _UNAVAILABLE,
+                },
+            },
+            "get": {
+                "summary": "List stamps, newest first, with keyset pagination",
+                "parameters": [
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                    },
+                    {
+                        "name": "before",
+                        "in": "query",
+                        "description": "The `next` cursor of the previous page",
+                        "schema": {"type": "string"},
+                    },
+                    _REQUEST_ID,
+                ],
+                "responses": {**_PAGE, "400": _problem("A bad limit or cursor; `parameter` names it")},
+            },
+        },
+        "/app/{id}": {
+            "get": {
+                "summary": "Read one stamp",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}},
+                    _REQUEST_ID,
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The stamp",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Stamp"}}},
+                    },
+                    "404": _problem("No such stamp"),
+                    "503": _UNAVAILABLE,
+                },
+            }
+        },
+        "/display": {"get": {"summary": "The first page of stamps (kept from the original brief)", "responses": _PAGE}},
+        "/healthz": {
+            "get": {"summary": "Liveness; never touches the database", "responses": {"200": {"description": "Alive"}}}
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: the database takes writes and the process is not draining",
+                "responses": {"200": {"description": "Ready"}, "503": _problem("Not ready", True)},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+            }
+        },
+        "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI"}}}},
+        "/docs": {
+            "get": {
+                "summary": "Human-readable API reference",
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {}}}},
+            }
+        },
+    },
+    "components": {
+        "schemas": {
+            "Stamp": {
+                "type": "object",
+                "required": ["id", "recorded_at"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "recorded_at": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "UTC, microseconds, RFC 3339",
+                    },
+                },
+            },
+            "Page": {
+                "type": "object",
+                "required": ["items", "next"],
+                "properties": {
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Stamp"}},
+                    "next": {"type": ["string", "null"], "description": "Cursor for the next page, or null"},
+                },
+            },
+            "Problem": {
+                "type": "object",
+                "description": "RFC 9457 problem details",
+                "required": ["type", "title", "status", "detail"],
+                "properties": {
+                    "type": {"type": "string"},
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                    "instance": {"type": "string"},
+                    "parameter": {"type": "string", "description": "The request parameter at fault"},
+                },
+            },
+        },
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait"}},
+        "parameters": {
+            "RequestId": {
+                "name": "X-Request-ID",
+                "in": "header",
+                "required": False,
+                "description": "Echoed back; generated when absent",
+                "schema": {"type": "string"},
+            }
+        },
+    },
+}
+
+_SPEC_JSON = orjson.dumps(SPEC)
+
+
+async def openapi(request: Request) -> Response:
+    return Response(_SPEC_JSON, media_type="application/json")
+
+
+async def docs(request: Request) -> Response:
+    rows = []
+    for path, methods in SPEC["paths"].items():
+        for method, operation in methods.items():
+            codes = ", ".join(operation["responses"])
+            rows.append(
+                f"<tr><td><code>{method.upper()} {html.escape(path)}</code></td>"
+                f"<td>{html.escape(operation['summary'])}</td><td>{codes}</td></tr>"
+            )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>punchclock API</title></head><body>"
+        f"<h1>punchclock {__version__}</h1><p>{html.escape(SPEC['info']['description'])} "
+        "Errors are <code>application/problem+json</code>. "
+        "Machine-readable: <a href='/openapi.json'>/openapi.json</a>.</p>"
+        "<table border='1' cellpadding='4'><tr><th>Route</th><th>What</th><th>Statuses</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )
+    return HTMLResponse(page)
+
+
+ROUTES = [Route("/openapi.json", openapi, methods=["GET"]), Route("/docs", docs, methods=["GET"])]

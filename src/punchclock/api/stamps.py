@@ -1,0 +1,142 @@
+"""The stamp endpoints: ``POST /app``, ``GET /app/{id}``, ``GET /app`` and the brief's ``GET /display``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from punchclock.errors import InvalidRequest, NotFound, PayloadTooLarge
+from punchclock.settings import Settings
+from punchclock.store import NewStamp, Stamp, Store
+from punchclock.writer import Writer
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+KEY_MAX_LENGTH = 255
+KEY_HEADER = "Idempotency-Key"
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC with microseconds and a ``Z``: ``2026-11-27T10:00:00.123456Z``."""
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def to_json(stamp: Stamp) -> dict[str, Any]:
+    return {"id": stamp.id, "recorded_at": rfc3339(stamp.recorded_at)}
+
+
+def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+def parse_idempotency_key(values: list[str]) -> str | None:
+    """The key from the header, which may be a Structured Field string (``"abc"``) or a bare token."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidRequest("send one Idempotency-Key header, not several", parameter=KEY_HEADER)
+    value = values[0].strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    if not value:
+        raise InvalidRequest("Idempotency-Key is empty", parameter=KEY_HEADER)
+    if len(value) > KEY_MAX_LENGTH:
+        raise InvalidRequest(f"Idempotency-Key is longer than {KEY_MAX_LENGTH} characters", parameter=KEY_HEADER)
+    if not all(0x21 <= ord(char) <= 0x7E for char in value):
+        raise InvalidRequest("Idempotency-Key may hold only visible ASCII characters", parameter=KEY_HEADER)
+    return value
+
+
+def encode_cursor(stamp_id: int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{stamp_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, _, value = text.partition(":")
+        if version != "v1" or not value.isdigit():
+            raise ValueError(text)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidRequest("before is not a cursor this service issued", parameter="before") from None
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}", parameter="limit")
+    return int(raw)
+
+
+class StampsAPI:
+    def __init__(self, writer: Writer, store: Store, settings: Settings, clock: Callable[[], datetime]) -> None:
+        self.writer = writer
+        self.store = store
+        self.clock = clock
+        self.max_body = settings.max_body_bytes
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/app", self.create, methods=["POST"]),
+            Route("/app", self.list, methods=["GET"]),
+            Route("/app/{stamp_id:int}", self.read, methods=["GET"]),
+            Route("/display", self.display, methods=["GET"]),
+        ]
+
+    async def create(self, request: Request) -> Response:
+        received_at = self.clock()
+        key = parse_idempotency_key(request.headers.getlist(KEY_HEADER))
+        await self._discard_body(request)
+        stored = await self.writer.record(NewStamp(key or uuid.uuid4().hex, received_at))
+        headers = {"Location": f"/app/{stored.stamp.id}"}
+        if not stored.created:
+            headers["Idempotent-Replayed"] = "true"
+        return json_response(to_json(stored.stamp), 201, headers)
+
+    async def _discard_body(self, request: Request) -> None:
+        """Read at most ``max_body`` bytes of a body nobody needs; refuse more without reading it all."""
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            raise PayloadTooLarge(f"POST /app takes no body; at most {self.max_body} bytes are accepted")
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > self.max_body:
+                raise PayloadTooLarge(f"POST /app takes no body; at most {self.max_body} bytes are accepted")
+
+    async def read(self, request: Request) -> Response:
+        stamp_id: int = request.path_params["stamp_id"]
+        stamp = await self.store.get(stamp_id) if stamp_id < 2**63 else None
+        if stamp is None:
+            raise NotFound(f"there is no stamp {stamp_id}")
+        return json_response(to_json(stamp))
+
+    async def list(self, request: Request) -> Response:
+        for name in request.query_params:
+            if name not in ("limit", "before"):
+                raise InvalidRequest(f"unknown query parameter {name!r}", parameter=name)
+        limit = parse_limit(request.query_params.get("limit"))
+        raw_before = request.query_params.get("before")
+        before = decode_cursor(raw_before) if raw_before is not None else None
+        return await self._page(limit, before)
+
+    async def display(self, request: Request) -> Response:
+        return await self._page(DEFAULT_LIMIT, None)
+
+    async def _page(self, limit: int, before: int | None) -> Response:
+        stamps = await self.store.page(limit + 1, before)
+        more = len(stamps) > limit
+        stamps = stamps[:limit]
+        next_cursor = encode_cursor(stamps[-1].id) if more else None
+        return json_response({"items": [to_json(stamp) for stamp in stamps], "next": next_cursor})

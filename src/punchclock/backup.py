@@ -1,0 +1,98 @@
+"""Online backup and offline restore of the embedded SQLite database.
+
+A backup uses SQLite's backup API, so it is consistent while the service writes. A restore replaces the
+database file and refuses while a punchclock process has the database open (each holds a shared lock on
+``<database>.lock``), and refuses to overwrite an existing database without ``force``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from punchclock.errors import PunchclockError
+
+
+class BackupError(PunchclockError):
+    """A backup or restore could not be done; nothing was changed."""
+
+
+def lock_path(database: Path) -> Path:
+    return database.with_name(database.name + ".lock")
+
+
+@contextlib.contextmanager
+def database_lock(database: Path, exclusive: bool) -> Iterator[None]:
+    """Shared while serving, exclusive while restoring; never blocks."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path(database).open("a") as handle:
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupError(
+                f"{database} is in use by a running punchclock; stop the service first"
+                if exclusive
+                else f"{database} is being restored; try again when the restore is done"
+            ) from None
+        yield
+
+
+def verify(path: Path) -> int:
+    """Check that ``path`` is an intact punchclock database; return its number of stamps."""
+    if not path.is_file():
+        raise BackupError(f"{path} does not exist")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            result = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            if result != "ok":
+                raise BackupError(f"{path} is corrupted: {result}")
+            return int(conn.execute("SELECT count(*) FROM stamps").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"{path} is not a punchclock database: {exc}") from exc
+
+
+def _copy(source: Path, target: Path) -> None:
+    with (
+        contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src,
+        contextlib.closing(sqlite3.connect(target)) as dst,
+    ):
+        src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")  # a single self-contained file
+    with target.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def backup(database: Path, target: Path) -> int:
+    """Copy the live ``database`` to ``target`` consistently; return the number of stamps copied."""
+    if target.exists():
+        raise BackupError(f"{target} already exists; choose a new file name")
+    verify(database)
+    partial = target.with_name(target.name + ".partial")
+    try:
+        _copy(database, partial)
+        count = verify(partial)
+        partial.rename(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return count
+
+
+def restore(source: Path, database: Path, force: bool = False) -> int:
+    """Replace ``database`` with the backup at ``source``; return the number of stamps restored."""
+    count = verify(source)
+    with database_lock(database, exclusive=True):
+        if database.exists() and not force:
+            raise BackupError(f"{database} exists; pass --force to replace it")
+        partial = database.with_name(database.name + ".restoring")
+        try:
+            _copy(source, partial)
+            for suffix in ("-wal", "-shm"):  # the old database's log must not replay onto the new file
+                database.with_name(database.name + suffix).unlink(missing_ok=True)
+            partial.replace(database)
+        finally:
+            partial.unlink(missing_ok=True)
+    return count

@@ -1,0 +1,121 @@
+"""Serving punchclock with uvicorn (uvloop + httptools), draining gracefully on SIGTERM.
+
+On the first SIGTERM or SIGINT, ``/readyz`` turns 503 at once while the server keeps answering for
+``drain_delay_seconds``, long enough for load balancers to stop sending new requests. Then it stops
+accepting connections, lets in-flight requests finish for at most ``drain_seconds``, commits what is queued
+and closes the pool. A second signal skips the delay.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from types import FrameType
+
+import structlog
+import uvicorn
+
+from punchclock.app import create_app
+from punchclock.lifecycle import Lifecycle
+from punchclock.settings import Settings
+
+log = structlog.get_logger("punchclock.server")
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_delay: float) -> None:
+        super().__init__(config)
+        self.lifecycle = lifecycle
+        self.drain_delay = drain_delay
+        self._exit_at: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._exit_at is None and self.drain_delay > 0 and self.started:
+            self.lifecycle.draining = True
+            self._exit_at = time.monotonic() + self.drain_delay
+            log.info(
+                "draining: readiness now fails; still serving until load balancers notice",
+                signal=signal.Signals(sig).name,
+                delay_s=self.drain_delay,
+            )
+            return
+        self.lifecycle.draining = True
+        super().handle_exit(sig, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._exit_at is not None and time.monotonic() >= self._exit_at:
+            log.info("drain delay over: closing the listener and finishing in-flight requests")
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def _config(settings: Settings, lifecycle: Lifecycle) -> uvicorn.Config:
+    return uvicorn.Config(
+        create_app(settings, lifecycle=lifecycle),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,  # punchclock writes its own access line per request
+        log_config=None,  # logging is configured by punchclock.logs
+        proxy_headers=False,
+        server_header=False,
+        timeout_keep_alive=settings.keepalive_seconds,
+        timeout_graceful_shutdown=int(settings.drain_seconds) or None,
+        backlog=4096,
+    )
+
+
+def _serve_one(settings: Settings, sockets: list[socket.socket] | None = None) -> None:
+    lifecycle = Lifecycle()
+    server = DrainingServer(_config(settings, lifecycle), lifecycle, settings.drain_delay_seconds)
+    server.run(sockets=sockets)
+    if not server.started:
+        sys.exit(3)  # start-up failed; the reason is in the log
+
+
+def serve(settings: Settings) -> None:
+    """Serve until SIGTERM. With ``workers`` > 1, forked workers share one listening socket; if one dies
+    unexpectedly the others are stopped and the process exits non-zero, for the supervisor to restart."""
+    if settings.workers == 1:
+        _serve_one(settings)
+        return
+    sock = uvicorn.Config(app=None, host=settings.host, port=settings.port).bind_socket()  # type: ignore[arg-type]
+    children: list[int] = []
+    for _ in range(settings.workers):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            code = 1
+            try:
+                _serve_one(settings, [sock])
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+    stopping = False
+
+    def forward(sig: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            os.kill(child, sig)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    log.info("workers started", pids=children)
+    failed = False
+    while children:
+        pid, status = os.wait()
+        children.remove(pid)
+        if not stopping and not failed:
+            failed = True
+            log.error("a worker exited unexpectedly; stopping the others", pid=pid, status=status)
+            for child in children:
+                os.kill(child, signal.SIGTERM)
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,183 @@
+"""PostgreSQL backend on asyncpg.
+
+asyncpg won over psycopg 3 because it is the fastest asyncio driver measured here, and it has what failover
+needs: multi-host DSNs with ``target_session_attrs=read-write`` (or a single HAProxy address), a pool, and
+clear connection-loss errors. Writes are never cancelled from the client side: a cancel that arrives while
+a commit waits for the synchronous standby makes PostgreSQL report success for a row that is only on the
+primary. A write that takes too long has its connection closed instead, which leaves the outcome unknown,
+and the caller retries it with the same keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+
+import asyncpg
+
+from punchclock.errors import StorageError, TransientStorageError
+from punchclock.settings import redact
+from punchclock.store.base import NewStamp, Stamp, Stored
+from punchclock.store.migrations import POSTGRES
+
+# SQLSTATE classes/codes that mean "not now, try again": connection exceptions (08), operator intervention
+# such as admin shutdown (57P), read-only transaction (25006, a demoted primary), serialization failure and
+# deadlock (40001, 40P01), too many connections (53300), cannot connect now (57P03).
+_TRANSIENT_PREFIXES = ("08", "57P", "25006", "40001", "40P01", "53300")
+
+_INSERT = """
+WITH input AS (SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS t(key, recorded_at)),
+     inserted AS (
+         INSERT INTO stamps (key, recorded_at) SELECT key, recorded_at FROM input
+         ON CONFLICT (key) DO NOTHING
+         RETURNING id, key, recorded_at
+     )
+SELECT id, key, recorded_at, true AS created FROM inserted
+UNION ALL
+SELECT s.id, s.key, s.recorded_at, false FROM stamps s JOIN input USING (key)
+WHERE NOT EXISTS (SELECT 1 FROM inserted WHERE inserted.key = s.key)
+"""
+
+_BY_KEYS = "SELECT id, key, recorded_at FROM stamps WHERE key = ANY($1::text[])"
+
+_WRITABLE = "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError)):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "")).startswith(_TRANSIENT_PREFIXES)
+    return False
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        if is_transient(exc):
+            raise TransientStorageError(reason) from exc
+        raise StorageError(reason) from exc
+
+
+class PostgresStore:
+    def __init__(self, dsn: str, pool_size: int, connect_timeout: float, write_timeout: float) -> None:
+        self._dsn = dsn
+        self._pool_size = pool_size
+        self._connect_timeout = connect_timeout
+        self._write_timeout = write_timeout
+        self._pool: asyncpg.Pool | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({redact(self._dsn)!r})"
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise TransientStorageError("the PostgreSQL pool is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        with _translated():
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                timeout=self._connect_timeout,
+                max_inactive_connection_lifetime=60,
+                server_settings={"application_name": "punchclock"},
+            )
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pool.close(), timeout=5)
+            pool.terminate()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; one that failed transiently is closed rather than returned to the pool."""
+        with _translated():
+            conn = await self.pool.acquire(timeout=self._connect_timeout)
+        try:
+            with _translated():
+                yield conn
+        except TransientStorageError:
+            conn.terminate()
+            raise
+        finally:
+            await self.pool.release(conn)
+
+    async def schema_version(self) -> int:
+        async with self._connection() as conn:
+            exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            if not exists:
+                return 0
+            return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+
+    async def migrate(self) -> list[int]:
+        applied: list[int] = []
+        async with self._connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('punchclock.migrate'))")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+                "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            for migration in POSTGRES:
+                if migration.version not in done:
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                        migration.version,
+                        migration.name,
+                    )
+                    applied.append(migration.version)
+        return applied
+
+    async def insert(self, stamps: Sequence[NewStamp]) -> dict[str, Stored]:
+        keys = [stamp.key for stamp in stamps]
+        async with self._connection() as conn:
+            # Bounded without a cancel request (see the module docstring): close the socket instead.
+            timer = asyncio.get_running_loop().call_later(self._write_timeout, conn.terminate)
+            try:
+                rows = await conn.fetch(_INSERT, keys, [stamp.recorded_at for stamp in stamps])
+            finally:
+                timer.cancel()
+            found = {row["key"]: Stored(Stamp(row["id"], row["recorded_at"]), row["created"]) for row in rows}
+            missing = [key for key in dict.fromkeys(keys) if key not in found]
+            if missing:  # committed by a concurrent transaction after this statement's snapshot
+                for row in await conn.fetch(_BY_KEYS, missing):
+                    found[row["key"]] = Stored(Stamp(row["id"], row["recorded_at"]), False)
+        if len(found) != len(set(keys)):
+            raise StorageError("insert returned fewer stamps than it was given")
+        return found
+
+    async def get(self, stamp_id: int) -> Stamp | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow("SELECT id, recorded_at FROM stamps WHERE id = $1", stamp_id)
+        return Stamp(row["id"], row["recorded_at"]) if row else None
+
+    async def page(self, limit: int, before: int | None) -> list[Stamp]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                "SELECT id, recorded_at FROM stamps WHERE id < $1 ORDER BY id DESC LIMIT $2",
+                before if before is not None else 2**63 - 1,
+                limit,
+            )
+        return [Stamp(row["id"], row["recorded_at"]) for row in rows]
+
+    async def check_writable(self) -> None:
+        async with self._connection() as conn:
+            if not await conn.fetchval(_WRITABLE):
+                raise TransientStorageError("connected to a read-only PostgreSQL node")
+
+    def pool_stats(self) -> tuple[int, int]:
+        if self._pool is None:
+            return (0, 0)
+        size = self._pool.get_size()
+        return (size, size - self._pool.get_idle_size())

@@ -1,0 +1,157 @@
+"""The write path: group commit with bounded batches, retried across failovers.
+
+Requests put their stamp on a bounded queue and wait. Each of ``writers`` loops takes whatever is queued
+(at most ``batch_max``) and commits it as one transaction, then wakes every waiter in it. Nothing waits on a
+timer: an idle service commits a lone stamp at once, a busy one gathers the stamps that arrived during the
+previous commit. When a commit fails because the database is unreachable or failing over, the outcome is
+unknown, so the same batch (same keys) is retried until it succeeds or every waiter's failover budget is
+spent. Keys make the retry idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import structlog
+
+from punchclock.errors import DatabaseUnavailable, Overloaded, TransientStorageError, Unavailable
+from punchclock.metrics import Metrics
+from punchclock.settings import CommitMode, Settings
+from punchclock.store import NewStamp, Store, Stored
+
+log = structlog.get_logger("punchclock.writer")
+
+_BACKOFF_FIRST = 0.05
+_BACKOFF_MAX = 1.0
+
+
+@dataclass(slots=True)
+class _Pending:
+    stamp: NewStamp
+    deadline: float
+    future: asyncio.Future[Stored] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class Writer:
+    """Records stamps durably; ``record`` returns only after the commit holding the stamp returned."""
+
+    def __init__(self, store: Store, settings: Settings, metrics: Metrics) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._budget = settings.failover_budget_seconds
+        self._batch_max = settings.batch_max if settings.commit_mode is CommitMode.GROUP else 1
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=settings.queue_max)
+        # Per-request mode is group commit with batches of one and as many writers as pool connections.
+        self._loops = settings.writers if settings.commit_mode is CommitMode.GROUP else settings.pool_size
+        self._tasks: list[asyncio.Task[None]] = []
+        self._inflight = 0  # batches taken off the queue and not yet answered
+        self._retry_after = max(1, round(self._budget / 2))
+        metrics.queue_depth.set_function(self._queue.qsize)
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(), name=f"writer-{n}") for n in range(self._loops)]
+
+    async def stop(self, bound: float) -> None:
+        """Commit what is queued (for at most ``bound`` seconds), then stop the loops."""
+        deadline = time.monotonic() + bound
+        while (self._queue.qsize() or self._inflight) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        left = 0
+        while not self._queue.empty():
+            left += 1
+            _reject(self._queue.get_nowait(), Unavailable("punchclock is shutting down", self._retry_after))
+        if left:
+            log.warning("drain bound reached with stamps still queued; they were answered 503", stamps=left)
+
+    async def record(self, stamp: NewStamp) -> Stored:
+        """Queue ``stamp`` and wait for its commit, at most the failover budget."""
+        pending = _Pending(stamp, time.monotonic() + self._budget)
+        try:
+            self._queue.put_nowait(pending)
+        except asyncio.QueueFull:
+            self._metrics.db_errors.labels(kind="queue_full").inc()
+            raise Overloaded("the write queue is full; retry shortly", retry_after=1) from None
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.future), timeout=self._budget)
+        except TimeoutError:
+            raise DatabaseUnavailable(
+                f"the database did not accept the write within {self._budget:g} s", self._retry_after
+            ) from None
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._inflight += 1
+            try:
+                await self._commit(batch)
+            except asyncio.CancelledError:
+                for pending in batch:
+                    _reject(pending, Unavailable("punchclock is shutting down", self._retry_after))
+                raise
+            finally:
+                self._inflight -= 1
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        attempt = 0
+        while batch:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                stored = await self._store.insert([pending.stamp for pending in batch])
+            except TransientStorageError as exc:
+                self._metrics.db_errors.labels(kind="transient").inc()
+                batch = self._expire(batch)
+                if not batch:
+                    log.warning("giving up on a batch: every waiter's failover budget is spent", reason=str(exc))
+                    return
+                delay = min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** (attempt - 1))
+                log.warning(
+                    "commit failed with an unknown outcome; retrying the same keys after a pause",
+                    reason=str(exc),
+                    stamps=len(batch),
+                    attempt=attempt,
+                    retry_in_s=delay,
+                )
+                self._metrics.write_retries.inc()
+                await asyncio.sleep(delay)
+                continue
+            except Exception as exc:
+                self._metrics.db_errors.labels(kind="error").inc()
+                log.exception("commit failed and will not be retried", stamps=len(batch))
+                for pending in batch:
+                    _reject(pending, exc)
+                return
+            self._metrics.observe_commit(
+                len(batch), time.perf_counter() - started, sum(1 for s in stored.values() if s.created)
+            )
+            if attempt > 1:
+                log.info("commit succeeded after retrying", attempts=attempt, stamps=len(batch))
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_result(stored[pending.stamp.key])
+            return
+
+    def _expire(self, batch: list[_Pending]) -> list[_Pending]:
+        """Drop waiters whose budget is spent (they were already answered 503) and return the rest."""
+        now = time.monotonic()
+        alive = []
+        for pending in batch:
+            if pending.deadline > now and not pending.future.done():
+                alive.append(pending)
+            elif not pending.future.done():
+                pending.future.cancel()
+        return alive
+
+
+def _reject(pending: _Pending, exc: BaseException) -> None:
+    if not pending.future.done():
+        pending.future.set_exception(exc)
+        pending.future.exception()  # mark it retrieved: its waiter may have given up already
