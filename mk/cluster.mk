@@ -1,0 +1,20 @@
+# The local HA cluster (deploy/cluster) and its failure scenarios (tests/ha).
+CLUSTER_APT_PACKAGES := etcd-server etcd-client haproxy patroni supervisor pgbackrest nftables postgresql-15
+TEST_APT_PACKAGES += $(CLUSTER_APT_PACKAGES)
+CLUSTER := $(BIN)/python -m deploy.cluster
+
+.PHONY: cluster-up cluster-status cluster-down test-ha
+
+cluster-up: install ## start etcd x3, Patroni/PostgreSQL x3, HAProxy and 2 punchclock instances on loopback
+	scripts/apt-ensure $(CLUSTER_APT_PACKAGES)
+	$(CLUSTER) up
+
+cluster-status: ## print the leader, replication state, instance health and the URLs
+	$(CLUSTER) status
+
+cluster-down: ## stop every process of the local cluster (data stays in .state/cluster)
+	$(CLUSTER) down
+
+test-ha: dev ## run all seven failure scenarios against a real cluster (takes several minutes)
+	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))
+	PUNCHCLOCK_HA_FULL=1 $(BIN)/pytest tests/ha -m ha $(PYTEST_ARGS)
