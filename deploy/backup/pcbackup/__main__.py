@@ -1,0 +1,5 @@
+import sys
+
+from pcbackup.cli import main
+
+sys.exit(main())

@@ -1,0 +1,111 @@
+"""A PostgreSQL server started from a restored data directory, isolated from the cluster it came from."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pcbackup._proc import PG_BIN, BackupError, chown_postgres, run_as_postgres
+from pcbackup.sql import Database
+
+# Settings a restored copy must not inherit from the cluster (Patroni writes them into postgresql.conf).
+FOREIGN_SETTINGS = ("data_directory", "config_file", "hba_file", "ident_file", "external_pid_file")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """``base_dir`` holds ``data/``, the Unix socket and ``postgres.log``."""
+
+    base_dir: Path
+    port: int
+    database: str = "punchclock"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base_dir / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.base_dir / "postgres.log"
+
+    def db(self, name: str | None = None) -> Database:
+        return Database(self.base_dir, self.port, name or self.database)
+
+    def isolate(self) -> None:
+        """Own port and socket, archive_mode=off, no synchronous standbys, no upstream, local access."""
+        conf = self.data_dir / "postgresql.conf"
+        if conf.exists():
+            pattern = re.compile(rf"^\s*({'|'.join(FOREIGN_SETTINGS)})\s*=", re.MULTILINE)
+            conf.write_text(pattern.sub(r"# disabled by pcbackup restore: \1 =", conf.read_text()))
+        hba = self.data_dir / "pg_hba.conf"
+        inherited = hba.read_text() if hba.exists() else ""
+        hba.write_text("local all postgres peer\n" + inherited)
+        ident = self.data_dir / "pg_ident.conf"
+        if not ident.exists():
+            ident.write_text("")
+        overrides = {
+            "port": str(self.port),
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": f"'{self.base_dir}'",
+            "hba_file": f"'{hba}'",
+            "ident_file": f"'{ident}'",
+            "archive_mode": "off",
+            "synchronous_standby_names": "''",
+            "primary_conninfo": "''",
+            "primary_slot_name": "''",
+            "cluster_name": "'punchclock-restore'",
+            "hot_standby": "on",
+        }
+        auto = self.data_dir / "postgresql.auto.conf"
+        with auto.open("a") as handle:
+            handle.write("# pcbackup restore: an isolated copy on its own port\n")
+            handle.writelines(f"{key} = {value}\n" for key, value in overrides.items())
+        for path in (conf, hba, ident, auto):
+            if path.exists():
+                chown_postgres(path)
+
+    def start(self, timeout: float = 600) -> None:
+        """Start and wait until recovery has finished and the server accepts read-write queries."""
+        result = run_as_postgres(
+            [
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+            ],
+            timeout=timeout + 30,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise BackupError(f"the restored server did not start: {self.log_tail()}")
+        deadline = time.monotonic() + timeout
+        while self.db("postgres").in_recovery():
+            if time.monotonic() > deadline:
+                raise BackupError(f"the restored server is still recovering after {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            run_as_postgres(
+                [str(PG_BIN / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop"],
+                check=False,
+                timeout=90,
+            )
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    def log_tail(self, lines: int = 6) -> str:
+        if not self.log_file.exists():
+            return "(no server log)"
+        tail = [line for line in self.log_file.read_text(errors="replace").splitlines() if line.strip()]
+        return " | ".join(tail[-lines:])

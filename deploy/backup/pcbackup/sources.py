@@ -1,0 +1,71 @@
+"""Where the drill's database comes from: the local HA cluster (cluster.json) or a private throwaway server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pcbackup._proc import BackupError
+from pcbackup.config import Node, write_config
+from pcbackup.pgbackrest import PgBackRest
+from pcbackup.sql import Database
+
+
+@dataclass(frozen=True)
+class Source:
+    br: PgBackRest
+    nodes: tuple[Node, ...]
+    database_url: str
+    app_url: str | None = None  # a punchclock service already fronting the database
+    database: str = "punchclock"
+
+    def primary(self) -> Database:
+        """The node that is not in recovery right now."""
+        for node in self.nodes:
+            db = Database(node.socket_dir, node.port, self.database)
+            with contextlib.suppress(BackupError):
+                if not db.in_recovery():
+                    return db
+        raise BackupError("no PostgreSQL node answers as primary")
+
+
+def load_cluster(state_dir: Path) -> Source:
+    """The cluster described by ``<state_dir>/cluster.json`` (written by ``make cluster-up``)."""
+    path = state_dir / "cluster.json"
+    if not path.exists():
+        raise BackupError(f"{path} does not exist: start the cluster first (make cluster-up)")
+    spec: dict[str, Any] = json.loads(path.read_text())
+    nodes = tuple(Node(Path(n["data_dir"]), int(n["pg_port"]), Path(n["socket_dir"])) for n in spec["nodes"])
+    database = spec.get("database", {})
+    return Source(
+        br=PgBackRest(Path(spec["pgbackrest_config"]), spec.get("stanza", "punchclock")),
+        nodes=nodes,
+        database_url=database.get("dsn", ""),
+        app_url=spec.get("app_url"),
+        database=database.get("name", "punchclock"),
+    )
+
+
+@contextlib.contextmanager
+def standalone(work_dir: Path) -> Iterator[Source]:
+    """A private PostgreSQL 15 server archiving into its own repository under ``work_dir``."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+    from tests.support.pg import running_postgres  # the project's throwaway-server helper
+
+    config = work_dir / "pgbackrest" / "pgbackrest.conf"
+    archive_command = f"'pgbackrest --config={config} --stanza=punchclock archive-push \"%p\"'"
+    settings = {
+        "archive_mode": "on",
+        "archive_command": archive_command,
+        "wal_level": "replica",
+        "archive_timeout": "60",
+    }
+    with running_postgres(settings=settings, parent=work_dir) as server:
+        node = Node(server.data_dir, server.port, server.base_dir)
+        write_config(config.parent, [node])
+        yield Source(br=PgBackRest(config), nodes=(node,), database_url=server.dsn())
