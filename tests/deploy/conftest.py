@@ -1,0 +1,32 @@
+"""Fixtures for the deployment tests: rendered overlays, CRD schemas, tools found or skipped with a reason."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.deploy import crds
+from tests.deploy.manifests import OVERLAYS, Manifest, render
+
+
+@pytest.fixture(scope="session")
+def rendered() -> dict[str, list[Manifest]]:
+    """Every overlay rendered once per session with ``kubectl kustomize``."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed: it renders the Kustomize overlays")
+    return {overlay: render(overlay) for overlay in OVERLAYS}
+
+
+@pytest.fixture(scope="session")
+def prod(rendered: dict[str, list[Manifest]]) -> list[Manifest]:
+    return rendered["prod"]
+
+
+@pytest.fixture(scope="session")
+def crd_schemas() -> crds.Schemas:
+    """Schemas of the vendored CRDs; without ../shared/vendor/crds the CRD checks are skipped, saying so."""
+    if not crds.CRD_DIR.is_dir():
+        pytest.skip(f"CRD schemas not found at {crds.CRD_DIR}: custom objects are not validated in this clone")
+    return crds.load_schemas()
+
