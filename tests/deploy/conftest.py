@@ -29,4 +29,3 @@ def crd_schemas() -> crds.Schemas:
     if not crds.CRD_DIR.is_dir():
         pytest.skip(f"CRD schemas not found at {crds.CRD_DIR}: custom objects are not validated in this clone")
     return crds.load_schemas()
-

@@ -1,6 +1,6 @@
 """The Kubernetes manifests as data: render an overlay with ``kubectl kustomize`` and derive generated files.
 
-    python -m tests.deploy.manifests prometheusrule   # rewrite base/monitoring/prometheusrule.yaml
+python -m tests.deploy.manifests prometheusrule   # rewrite base/monitoring/prometheusrule.yaml
 """
 
 from __future__ import annotations

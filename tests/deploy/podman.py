@@ -72,9 +72,7 @@ class Podman:
             check=False,
         )
         if check and proc.returncode != 0:
-            raise RuntimeError(
-                f"podman {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}"
-            )
+            raise RuntimeError(f"podman {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}{proc.stderr}")
         return proc
 
     def has_image(self, name: str) -> bool:

@@ -80,9 +80,7 @@ def test_crd_validation_rejects_an_unknown_field(prod: list[Manifest], crd_schem
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_every_object_carries_the_recommended_labels(
-    rendered: dict[str, list[Manifest]], overlay: str
-) -> None:
+def test_every_object_carries_the_recommended_labels(rendered: dict[str, list[Manifest]], overlay: str) -> None:
     """Every object, and every pod template, carries the app.kubernetes.io labels."""
     missing = []
     for manifest in rendered[overlay]:
