@@ -79,7 +79,7 @@ _BlockDumper.add_representer(str, _str)
 
 def prometheus_rule_text() -> str:
     header = (
-        "# Generated from deploy/monitoring/rules/punchclock.yml by `make k8s-rules`; edit the rules file,\n"
+        "# Generated from deploy/monitoring/rules/punchclock.yml by `make prometheus-rule`; edit the rules file,\n"
         "# not this one (a test fails when they differ).\n"
     )
     return header + yaml.dump(prometheus_rule(), Dumper=_BlockDumper, sort_keys=False, width=110)
