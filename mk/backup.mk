@@ -1,0 +1,35 @@
+# pgBackRest backups of the PostgreSQL cluster: backup, point-in-time restore, the restore drill, metrics.
+BACKUP_APT_PACKAGES := pgbackrest postgresql-15
+TEST_APT_PACKAGES += $(BACKUP_APT_PACKAGES) prometheus
+BACKUP_STATE ?= .state/cluster
+PCBACKUP := PYTHONPATH=deploy/backup $(BIN)/python -m pcbackup --state $(BACKUP_STATE)
+TYPE ?= incr
+TARGET ?=
+DEST ?=
+DRILL ?= cluster
+
+.PHONY: backup restore restore-discard restore-drill backup-info backup-verify backup-metrics
+
+backup: install ## back up the cluster with pgBackRest: TYPE=full|diff|incr (default incr; full when none exists)
+	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
+	$(PCBACKUP) backup --type $(TYPE)
+
+restore: install ## restore the latest backup, or TARGET="2026-11-27 10:00:00+00", into a new data dir on its own port
+	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
+	$(PCBACKUP) restore $(if $(TARGET),--target "$(TARGET)") $(if $(DEST),--dest "$(DEST)")
+
+restore-discard: ## stop a copy made by make restore and delete it: DEST=<directory printed by make restore>
+	$(PCBACKUP) discard "$(DEST)"
+
+restore-drill: install ## backup, write, restore to a point in time, verify row-exact, report RPO/RTO (DRILL=standalone: private server)
+	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
+	$(PCBACKUP) drill $(if $(filter standalone,$(DRILL)),--standalone) --report .state/restore-drill.json
+
+backup-info: ## list the backups and WAL archive in the pgBackRest repository
+	$(PCBACKUP) info
+
+backup-verify: ## check every file in the pgBackRest repository against its checksum
+	$(PCBACKUP) verify
+
+backup-metrics: ## print backup and WAL archive freshness in Prometheus text format
+	$(PCBACKUP) metrics

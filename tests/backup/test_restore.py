@@ -1,0 +1,73 @@
+"""Restoring from a real pgBackRest repository: isolated copies, and clear refusals and failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pcbackup._proc import BackupError
+from pcbackup.restore import restore
+from pcbackup.sources import Source
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def test_latest_restore_is_an_isolated_running_copy(backed_up: Source, scratch: Path) -> None:
+    """Given a backup, when restored to the latest point, then a new server with every stamp runs on its own
+    port with archiving off and no synchronous standbys."""
+    restored = restore(backed_up.br, scratch / "copy")
+    try:
+        db = restored.instance.db()
+        settings = db.value(
+            "SELECT current_setting('archive_mode') || ',' || current_setting('port') || ','"
+            " || current_setting('synchronous_standby_names')"
+        )
+        keys = sorted(row[1] for row in db.stamps().values())
+    finally:
+        restored.instance.remove()
+    assert settings == f"off,{restored.instance.port},"
+    assert restored.instance.port != backed_up.nodes[0].port
+    assert keys == [f"before-backup-{n}" for n in range(5)]
+
+
+def test_missing_backup_set_is_reported_and_nothing_is_left(backed_up: Source, scratch: Path) -> None:
+    """Given a backup label that is not in the repository, then restore fails naming it and leaves no copy."""
+    with pytest.raises(BackupError, match="20990101-000000F"):
+        restore(backed_up.br, scratch / "copy", backup_set="20990101-000000F")
+    assert not (scratch / "copy").exists()
+
+
+def test_corrupted_backup_is_detected_and_nothing_is_left(backed_up: Source, scratch: Path) -> None:
+    """Given a backup file damaged in the repository, then verify and restore both fail, and no copy is left."""
+    repo = backed_up.br.config.parent / "repo" / "backup" / "punchclock"
+    victim = max(
+        (p for p in repo.glob("*F/**/*") if p.is_file() and "manifest" not in p.name), key=lambda p: p.stat().st_size
+    )
+    original = victim.read_bytes()
+    middle = len(original) // 2
+    victim.write_bytes(
+        original[:middle] + bytes(b ^ 0xFF for b in original[middle : middle + 64]) + original[middle + 64 :]
+    )
+    try:
+        with pytest.raises(BackupError, match="verify"):
+            backed_up.br.verify()
+        with pytest.raises(BackupError, match="restore failed"):
+            restore(backed_up.br, scratch / "copy")
+    finally:
+        victim.write_bytes(original)
+    assert not (scratch / "copy").exists()
+
+
+def test_restore_refuses_the_cluster_own_data_directory(backed_up: Source) -> None:
+    """Given the live server's own directory as destination, then restore refuses before touching anything."""
+    with pytest.raises(BackupError, match="data directory of the cluster itself"):
+        restore(backed_up.br, backed_up.nodes[0].data_dir.parent)
+
+
+def test_restore_refuses_a_non_empty_directory(backed_up: Source, scratch: Path) -> None:
+    """Given a destination that already holds files, then restore refuses and leaves them alone."""
+    (scratch / "copy").mkdir()
+    (scratch / "copy" / "keep.txt").write_text("mine")
+    with pytest.raises(BackupError, match="not empty"):
+        restore(backed_up.br, scratch / "copy")
+    assert (scratch / "copy" / "keep.txt").read_text() == "mine"
