@@ -1,0 +1,164 @@
+"""The scenarios' handle on a running cluster: who leads, and the faults they inject (kill, stop, partition)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from deploy.cluster import lifecycle, patroni, supervisor
+from deploy.cluster.layout import Layout
+
+NFT_TABLE = "punchclock_partition"
+
+
+def children_of(pid: int) -> list[int]:
+    """Every process whose parent is ``pid`` (a postmaster's backends and auxiliary processes)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+@dataclass
+class Cluster:
+    layout: Layout
+
+    @property
+    def url(self) -> str:
+        return self.layout.app_url
+
+    def leader(self) -> str | None:
+        return patroni.leader(self.layout)
+
+    def wait_leader(self, timeout: float = 60, other_than: str | None = None) -> str:
+        def found() -> str | None:
+            name = self.leader()
+            return name if name and name != other_than else None
+
+        return str(patroni.wait(found, timeout, f"a leader other than {other_than}", interval=0.1))
+
+    def role(self, name: str) -> str | None:
+        return next((m.get("role") for m in patroni.members(self.layout) if m["name"] == name), None)
+
+    def leader_dsn(self) -> str:
+        node = self.layout.node(self.wait_leader())
+        db = self.layout.database
+        return f"postgresql://{db['user']}:{db['password']}@127.0.0.1:{node.pg_port}/{db['name']}"
+
+    def pid(self, name: str) -> int | None:
+        process = supervisor.processes(self.layout).get(name)
+        return process.pid if process else None
+
+    def ctl(self, *args: str) -> str:
+        return supervisor.ctl(self.layout, *args)
+
+    def start(self, *names: str) -> None:
+        self.ctl("start", *(supervisor.program(self.layout, name) for name in names))
+
+    def stop(self, *names: str) -> None:
+        self.ctl("stop", *(supervisor.program(self.layout, name) for name in names))
+
+    def kill_node(self, name: str) -> None:
+        """SIGKILL a node's Patroni and its whole PostgreSQL, as a crash of that machine would."""
+        node = self.layout.node(name)
+        postmaster = supervisor.postmaster_pid(node.data_dir)
+        victims = [pid for pid in (self.pid(name), postmaster) if pid]
+        if postmaster:
+            victims += children_of(postmaster)
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        supervisor.wait_gone(victims, 10)
+
+    def kill_pid(self, pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+
+    def switchover(self, leader: str) -> None:
+        """``patronictl switchover`` from ``leader`` to its synchronous standby, as an operator would."""
+        config = self.layout.node(leader).patroni_config
+        subprocess.run(["patronictl", "-c", config, "switchover", "--leader", leader, "--force"],
+                       check=True, capture_output=True, text=True, timeout=120)
+
+    def node_is_primary(self, name: str) -> bool:
+        return patroni.get(self.layout.node(name).rest_port, "/primary")[0] == 200
+
+    def node_is_replica(self, name: str) -> bool:
+        """The node's own Patroni says it runs as a streaming replica."""
+        return patroni.get(self.layout.node(name).rest_port, "/replica")[0] == 200
+
+    def readyz(self) -> int:
+        """The status of GET /readyz through the balancer (0 when nothing answers)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=5) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+        except OSError:
+            return 0
+
+    def balancer_servers(self) -> dict[str, str]:
+        """HAProxy's view: ``{"backend/server": "UP" | "DOWN" | ...}`` from its CSV stats page."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.layout.haproxy['stats_port']}/;csv", timeout=2) as r:
+            text = r.read().decode().lstrip("# ")
+        return {f"{row['pxname']}/{row['svname']}": row["status"] for row in csv.DictReader(io.StringIO(text))
+                if row["svname"] not in ("FRONTEND", "BACKEND")}
+
+    def wait_app_in_balancer(self, name: str, timeout: float = 30) -> None:
+        patroni.wait(lambda: self.balancer_servers().get(f"apps/{name}") == "UP", timeout,
+                     f"{name} UP in HAProxy", interval=0.1)
+
+    def partition(self, name: str) -> None:
+        """Cut node ``name`` off from etcd and the other nodes (and them from it) with nftables.
+
+        Each node's processes run with the node's own group id, which nftables matches on loopback
+        (``meta skgid``). Flows the other nodes opened towards it get a conntrack mark, so the replies on
+        them are dropped too. HAProxy and the app (root) still reach it: the worst case for split brain.
+        """
+        node = self.layout.node(name)
+        others = [n for n in self.layout.nodes if n.name != name]
+        etcd_ports = ", ".join(str(e.client_port) for e in self.layout.etcd)
+        other_ports = ", ".join(str(p) for n in others for p in (n.pg_port, n.rest_port))
+        other_gids = ", ".join(str(n.gid) for n in others)
+        rules = f"""
+table inet {NFT_TABLE} {{
+    chain output {{
+        type filter hook output priority 0; policy accept;
+        ct mark 0x70c drop
+        meta skgid {node.gid} tcp dport {{ {etcd_ports}, {other_ports} }} drop
+        meta skgid {{ {other_gids} }} tcp dport {{ {node.pg_port}, {node.rest_port} }} ct mark set 0x70c drop
+    }}
+}}
+"""
+        subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True, timeout=10)
+
+    def heal(self) -> None:
+        subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE], capture_output=True, check=False, timeout=10)
+
+    def settle(self, timeout: float = 120) -> None:
+        """Undo what a scenario left: lift partitions, start stopped programs, wait until all is healthy."""
+        self.heal()
+        stopped = [name for name, p in supervisor.processes(self.layout).items() if p.state != "RUNNING"]
+        if stopped:
+            self.start(*stopped)
+        patroni.wait(lambda: patroni.healthy(self.layout), timeout, "a healthy database cluster")
+        for app in self.layout.apps:
+            self.wait_app_in_balancer(app.name, timeout)
+        patroni.wait(lambda: lifecycle.http_ready(f"{self.url}/readyz"), timeout, "the balancer ready")
+
+
+def wait_until(condition: object, timeout: float, what: str) -> float:
+    """Poll ``condition`` (a callable) and return how long it took."""
+    started = time.monotonic()
+    patroni.wait(condition, timeout, what, interval=0.1)
+    return time.monotonic() - started

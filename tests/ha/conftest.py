@@ -1,0 +1,77 @@
+"""A real cluster for the failure scenarios: its own temporary state directory and free ports, always torn down."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.cluster import lifecycle
+from deploy.cluster.layout import Layout
+from tests.ha.cluster import Cluster
+from tests.ha.load import Outcome, Verdict
+
+FULL = os.environ.get("PUNCHCLOCK_HA_FULL") == "1"
+TOOLS = ("etcd", "patroni", "haproxy", "supervisord", "pgbackrest", "nft")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/ha/" in item.nodeid:
+            item.add_marker(pytest.mark.timeout(600))
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    """etcd x3, Patroni x3, HAProxy and two punchclock instances; stopped and deleted even when a test fails."""
+    if os.geteuid() != 0:
+        pytest.skip("the cluster runs PostgreSQL as the postgres user, which needs root")
+    missing = [tool for tool in TOOLS if not shutil.which(tool)]
+    if missing:
+        pytest.skip(f"missing {', '.join(missing)}: run `make test` or `make test-ha`, which install them")
+    state = Path(tempfile.mkdtemp(prefix="punchclock-ha-"))
+    try:
+        layout = lifecycle.up(state, apps=2)
+        yield Cluster(layout)
+    finally:
+        if (state / "cluster.json").exists():
+            keep = os.environ.get("PUNCHCLOCK_HA_KEEP_LOGS")
+            if keep:
+                shutil.copytree(state / "log", Path(keep) / state.name, dirs_exist_ok=True)
+            lifecycle.down(state, purge=True)
+        shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture
+def settled(cluster: Cluster) -> Cluster:
+    """The cluster healthy again after whatever the previous scenario did."""
+    cluster.settle()
+    return cluster
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
+    """Figures a scenario records; printed, and appended to $PUNCHCLOCK_HA_REPORT as JSON lines."""
+    figures: dict[str, object] = {"scenario": request.node.name}
+    yield figures
+    print(json.dumps(figures))
+    target = os.environ.get("PUNCHCLOCK_HA_REPORT")
+    if target:
+        with open(target, "a") as handle:
+            handle.write(json.dumps(figures) + "\n")
+
+
+def record(report: dict[str, object], verdict: Verdict, outcome: Outcome, **extra: object) -> None:
+    statuses = Counter(str(failure.status or "no response") for failure in outcome.failures)
+    report.update(vars(verdict), failures_by_status=dict(statuses), **extra)
+    report["longest_stall"] = round(verdict.longest_stall, 2)
+    report["p99"] = round(verdict.p99, 3)
+
+
+__all__ = ["FULL", "Layout", "record"]

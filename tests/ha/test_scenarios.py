@@ -1,0 +1,204 @@
+"""Failure scenarios on a real cluster under a steady load of POSTs: no acknowledged stamp is lost or doubled.
+
+`make test` runs the first scenario with a small load; `make test-ha` (PUNCHCLOCK_HA_FULL=1) runs all seven.
+Each scenario starts from a healthy cluster and records its figures (see docs/ha.md).
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from deploy.cluster.render import FAILOVER_BUDGET_SECONDS
+from tests.ha.cluster import Cluster, wait_until
+from tests.ha.conftest import FULL, record
+from tests.ha.load import Load, verify
+
+pytestmark = [pytest.mark.ha, pytest.mark.slow]
+full_only = pytest.mark.skipif(not FULL, reason="make test-ha runs the full set (PUNCHCLOCK_HA_FULL=1)")
+
+# The quick form keeps `make test` short; the full form holds the load longer and a little harder.
+LOAD = {"workers": 16, "rate": 150.0} if FULL else {"workers": 6, "rate": 40.0}
+AFTER_EVENT = 5.0 if FULL else 2.0
+
+
+def test_killed_leader_fails_over_and_rejoins(settled: Cluster, report: dict[str, object]) -> None:
+    """A SIGKILLed leader (Patroni and PostgreSQL) is replaced by its synchronous standby; nothing acknowledged is lost."""
+    # Given a healthy cluster under load
+    cluster = settled
+    old = cluster.wait_leader()
+    with Load(cluster.url, **LOAD).running() as load:
+        load.wait_acknowledged(30)
+        # When the leader's Patroni and its whole PostgreSQL are SIGKILLed
+        load.mark_event()
+        killed_at = time.monotonic()
+        cluster.kill_node(old)
+        new = cluster.wait_leader(other_than=old, timeout=60)
+        failover = time.monotonic() - killed_at
+        load.wait_acknowledged(30, timeout=60)
+        time.sleep(AFTER_EVENT)
+    # Then every acknowledged stamp is on the new leader, once
+    verdict = verify(load.outcome, cluster.leader_dsn())
+    # And the old node, restarted, rejoins as a replica of the new leader
+    cluster.start(old)
+    rejoin = wait_until(lambda: cluster.node_is_replica(old), 120, f"{old} to rejoin")
+    record(report, verdict, load.outcome, old_leader=old, new_leader=new, failover_seconds=round(failover, 2),
+           rejoin_seconds=round(rejoin, 1))
+    assert (verdict.lost, verdict.duplicates) == (0, 0)
+    assert cluster.leader() == new
+    assert all(f.status == 503 and f.retry_after for f in load.outcome.failures), load.outcome.failures[:5]
+
+
+@full_only
+def test_planned_switchover_fails_no_request(settled: Cluster, report: dict[str, object]) -> None:
+    """A planned `patronictl switchover` to the synchronous standby answers every POST."""
+    # Given a healthy cluster under load
+    cluster = settled
+    old = cluster.wait_leader()
+    with Load(cluster.url, **LOAD).running() as load:
+        load.wait_acknowledged(50)
+        # When the operator switches the leader over
+        load.mark_event()
+        started = time.monotonic()
+        cluster.switchover(old)
+        new = cluster.wait_leader(other_than=old, timeout=60)
+        switched = time.monotonic() - started
+        load.wait_acknowledged(50, timeout=60)
+        time.sleep(AFTER_EVENT)
+    # Then nothing is lost, doubled or failed
+    verdict = verify(load.outcome, cluster.leader_dsn())
+    record(report, verdict, load.outcome, old_leader=old, new_leader=new, switchover_seconds=round(switched, 2))
+    assert (verdict.lost, verdict.duplicates, verdict.failed) == (0, 0, 0)
+
+
+@full_only
+def test_killed_instance_is_routed_around(settled: Cluster, report: dict[str, object]) -> None:
+    """With one punchclock instance SIGKILLed, the balancer sends everything to the other one."""
+    # Given two instances under load
+    cluster = settled
+    victim = cluster.layout.apps[0].name
+    with Load(cluster.url, **LOAD).running() as load:
+        load.wait_acknowledged(50)
+        # When one instance is SIGKILLed (supervisord restarts it)
+        load.mark_event()
+        pid = cluster.pid(victim)
+        assert pid
+        cluster.kill_pid(pid)
+        load.wait_acknowledged(100, timeout=30)
+        cluster.wait_app_in_balancer(victim, 60)
+        time.sleep(AFTER_EVENT)
+    # Then at most the requests in flight on it failed, and nothing acknowledged is lost
+    verdict = verify(load.outcome, cluster.leader_dsn())
+    record(report, verdict, load.outcome, killed=victim, in_flight_bound=LOAD["workers"])
+    assert (verdict.lost, verdict.duplicates) == (0, 0)
+    assert verdict.failed <= LOAD["workers"]
+
+
+@full_only
+def test_rolling_restart_fails_no_request(settled: Cluster, report: dict[str, object]) -> None:
+    """Restarting every instance in turn with SIGTERM (drain first) answers every POST."""
+    # Given two instances under load
+    cluster = settled
+    with Load(cluster.url, **LOAD).running() as load:
+        load.wait_acknowledged(50)
+        # When each instance in turn gets SIGTERM, drains, and is started again
+        load.mark_event()
+        for app in cluster.layout.apps:
+            cluster.ctl("restart", f"apps:{app.name}")
+            cluster.wait_app_in_balancer(app.name, 60)
+            load.wait_acknowledged(30)
+        time.sleep(AFTER_EVENT)
+    # Then no request failed and nothing is lost or doubled
+    verdict = verify(load.outcome, cluster.leader_dsn())
+    record(report, verdict, load.outcome, restarted=[app.name for app in cluster.layout.apps])
+    assert (verdict.lost, verdict.duplicates, verdict.failed) == (0, 0, 0)
+
+
+@full_only
+def test_writes_continue_without_etcd(settled: Cluster, report: dict[str, object]) -> None:
+    """Losing one etcd member, then all of them, does not stop writes (failsafe mode); they rejoin after."""
+    # Given a healthy cluster under load
+    cluster = settled
+    leader = cluster.wait_leader()
+    names = [e.name for e in cluster.layout.etcd]
+    with Load(cluster.url, **LOAD).running() as load:
+        load.wait_acknowledged(50)
+        # When one etcd member stops
+        load.mark_event()
+        cluster.stop(names[0])
+        load.wait_acknowledged(50)
+        # And then every etcd member is down for longer than the leader key's ttl
+        cluster.stop(*names[1:])
+        all_down = time.monotonic()
+        before = load.outcome.acknowledged
+        time.sleep(20)
+        during = load.outcome.acknowledged - before
+        failed_during = load.outcome.failed_between(all_down, time.monotonic())
+        # Then writes went on; and once etcd is back the cluster is normal again
+        cluster.start(*names)
+        cluster.settle()
+        load.wait_acknowledged(50)
+        time.sleep(AFTER_EVENT)
+    verdict = verify(load.outcome, cluster.leader_dsn())
+    record(report, verdict, load.outcome, acknowledged_with_etcd_down=during, failed_with_etcd_down=failed_during,
+           leader_before=leader, leader_after=cluster.leader())
+    assert (verdict.lost, verdict.duplicates) == (0, 0)
+    assert during > 0
+    assert failed_during == 0
+
+
+@full_only
+def test_database_down_answers_503_then_recovers(settled: Cluster, report: dict[str, object]) -> None:
+    """With every database node stopped POSTs get a quick 503 with Retry-After; the service recovers by itself."""
+    # Given a healthy cluster
+    cluster = settled
+    app_pids = {app.name: cluster.pid(app.name) for app in cluster.layout.apps}
+    # When every database node is stopped
+    cluster.stop(*(node.name for node in cluster.layout.nodes))
+    wait_until(lambda: cluster.readyz() == 503, 60, "/readyz to turn 503")
+    started = time.monotonic()
+    response = httpx.post(f"{cluster.url}/app", timeout=60)
+    answered = time.monotonic() - started
+    # Then POST answers 503 with Retry-After, quickly
+    assert response.status_code == 503
+    assert response.headers.get("retry-after")
+    # When the nodes come back
+    cluster.start(*(node.name for node in cluster.layout.nodes))
+    recovered = wait_until(lambda: cluster.readyz() == 200, 120, "/readyz to turn 200")
+    # Then POST works again, served by the same processes
+    assert httpx.post(f"{cluster.url}/app", timeout=30).status_code == 201
+    assert {app.name: cluster.pid(app.name) for app in cluster.layout.apps} == app_pids
+    report.update(post_answer_seconds=round(answered, 3), status=response.status_code,
+                  retry_after=response.headers.get("retry-after"), recovered_seconds=round(recovered, 1))
+    assert answered < FAILOVER_BUDGET_SECONDS + 3
+
+
+@full_only
+def test_partitioned_leader_loses_no_acknowledged_stamp(settled: Cluster, report: dict[str, object]) -> None:
+    """A leader cut off from etcd and its peers (not from HAProxy) demotes; nothing it acknowledged is lost."""
+    # Given a healthy cluster under load
+    cluster = settled
+    old = cluster.wait_leader()
+    with Load(cluster.url, **LOAD).running() as load:
+        load.wait_acknowledged(50)
+        # When the leader is partitioned from etcd and the other nodes
+        load.mark_event()
+        started = time.monotonic()
+        cluster.partition(old)
+        try:
+            new = cluster.wait_leader(other_than=old, timeout=90)
+            elected = time.monotonic() - started
+            wait_until(lambda: not cluster.node_is_primary(old), 90, f"{old} to demote")
+            demoted = time.monotonic() - started
+            load.wait_acknowledged(50, timeout=60)
+        finally:
+            cluster.heal()
+        time.sleep(AFTER_EVENT)
+    # Then every stamp acknowledged by either side is on the new leader, once
+    verdict = verify(load.outcome, cluster.leader_dsn())
+    rejoin = wait_until(lambda: cluster.node_is_replica(old), 120, f"{old} to rejoin")
+    record(report, verdict, load.outcome, old_leader=old, new_leader=new, elected_seconds=round(elected, 2),
+           old_demoted_seconds=round(demoted, 2), rejoin_seconds=round(rejoin, 1))
+    assert (verdict.lost, verdict.duplicates) == (0, 0)
