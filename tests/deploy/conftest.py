@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
 
 from tests.deploy import crds
 from tests.deploy.manifests import OVERLAYS, Manifest, render
+from tests.deploy.podman import Podman, build_app_image, configure
+
+TEST_IMAGE = "localhost/punchclock:test"
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +33,21 @@ def crd_schemas() -> crds.Schemas:
     if not crds.CRD_DIR.is_dir():
         pytest.skip(f"CRD schemas not found at {crds.CRD_DIR}: custom objects are not validated in this clone")
     return crds.load_schemas()
+
+
+@pytest.fixture(scope="session")
+def podman() -> Podman:
+    """podman configured for this machine, with its storage (and the cached base image) under
+    PUNCHCLOCK_PODMAN_ROOT."""
+    if shutil.which("podman") is None or shutil.which("runc") is None:
+        pytest.skip("podman and runc are not installed (make test installs them)")
+    if os.geteuid() != 0:
+        pytest.skip("the podman tests run rootful podman: run them as root")
+    return configure()
+
+
+@pytest.fixture(scope="session")
+def app_image(podman: Podman) -> str:
+    """The repository's Dockerfile built on the local base image (made once, then cached)."""
+    build_app_image(podman, TEST_IMAGE)
+    return TEST_IMAGE

@@ -1,0 +1,68 @@
+"""The rendered dev Deployment and the image agree: `podman kube play` runs the Deployment (database replaced
+by the image's SQLite default on /data) and it serves a stamp."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.http import stamp_round_trip, wait_until_ready
+from tests.deploy.manifests import Manifest, one
+from tests.deploy.podman import Podman
+from tests.support.pg import free_port
+
+pytestmark = pytest.mark.slow
+
+DB_ONLY_SETTINGS = ("DATABASE_URL_FILE", "PUNCHCLOCK_MIGRATE_ON_START")
+
+
+def playable(dev: list[Manifest], image: str, port: int) -> list[Manifest]:
+    """The dev ConfigMap and Deployment, changed only where a cluster differs from podman: the local image,
+    the app port published on loopback, and SQLite on /data instead of the operator's database Secret."""
+    config = copy.deepcopy(one(dev, "ConfigMap"))
+    deployment = copy.deepcopy(one(dev, "Deployment", "punchclock"))
+    for key in DB_ONLY_SETTINGS:
+        del config["data"][key]
+    pod = deployment["spec"]["template"]["spec"]
+    pod["volumes"] = [v for v in pod["volumes"] if "secret" not in v]
+    (app,) = pod["containers"]
+    app["volumeMounts"] = [m for m in app["volumeMounts"] if m["name"] in {v["name"] for v in pod["volumes"]}]
+    app["image"] = image
+    app["imagePullPolicy"] = "Never"
+    app["ports"][0].update(hostPort=port, hostIP="127.0.0.1")
+    return [config, deployment]
+
+
+def test_dev_deployment_serves_a_stamp_under_kube_play(
+    podman: Podman, app_image: str, rendered: dict[str, list[Manifest]], tmp_path: Path
+) -> None:
+    """Given the rendered dev Deployment played by podman, a stamp POSTed to it is read back, the pod runs as
+    the manifest's non-root user on a read-only root, and its preStop command exists in the image."""
+    port = free_port()
+    manifests = playable(rendered["dev"], app_image, port)
+    kube_file = tmp_path / "punchclock-dev.yaml"
+    kube_file.write_text(yaml.safe_dump_all(manifests))
+    podman.run("kube", "play", str(kube_file))
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(url)
+        receipt, stamp = stamp_round_trip(url)
+        assert stamp == receipt
+        (app,) = manifests[1]["spec"]["template"]["spec"]["containers"]
+        name = _container_of(podman, app["name"])
+        (info,) = json.loads(podman.run("inspect", name).stdout)
+        assert info["Config"]["User"] == "10001:10001"
+        assert info["HostConfig"]["ReadonlyRootfs"] is True
+        podman.run("exec", name, *app["lifecycle"]["preStop"]["exec"]["command"][:1], "0")
+    finally:
+        podman.run("kube", "down", str(kube_file), check=False)
+
+
+def _container_of(podman: Podman, container: str) -> str:
+    names = podman.run("ps", "--format", "{{.Names}}").stdout.split()
+    (name,) = [n for n in names if n.endswith(f"-{container}")]
+    return name
