@@ -1,0 +1,95 @@
+"""One measured run: warm up, note the rows, put load on, sample the server's RSS, check the rows."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tests.support.pg import PostgresServer
+
+from bench.model import LoadResult, Measurement
+from bench.pgbench import run_pgbench
+from bench.processes import RssSampler
+from bench.rows import RowCount, settled
+from bench.service import RunningService
+from bench.settings import BenchSettings
+from bench.wrk import run_wrk
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def http_run(
+    name: str,
+    label: str,
+    service: RunningService,
+    method: str,
+    path: str,
+    connections: int,
+    settings: BenchSettings,
+    log: Path,
+    rows: RowCount | None = None,
+) -> Measurement:
+    """wrk against the running service; with ``rows``, new rows must equal the 2xx responses."""
+    say(f"bench: {label}, {connections} connections, {settings.seconds}s")
+    if settings.warmup_seconds:
+        run_wrk(service.url, method, path, connections, settings.warmup_seconds, log, settings.tail_seconds)
+    before = settled(rows) if rows else None
+    with RssSampler(service.pid) as rss:
+        load = run_wrk(service.url, method, path, connections, settings.seconds, log, settings.tail_seconds)
+    after = settled(rows) if rows else None
+    rows_new = after - before if after is not None and before is not None else None
+    result = Measurement(
+        name=name,
+        label=label,
+        connections=connections,
+        load=load,
+        rss_mb=rss.peak_process_mb,
+        rss_total_mb=rss.peak_total_mb,
+        server_processes=rss.processes,
+        rows_new=rows_new,
+        rows_match=(rows_new == load.ok) if rows_new is not None else None,
+    )
+    say("       " + summary(result))
+    return result
+
+
+def pgbench_run(
+    server: PostgresServer,
+    connections: int,
+    settings: BenchSettings,
+    work_dir: Path,
+    log: Path,
+    rows: RowCount,
+) -> Measurement:
+    """pgbench's one-row commits; new rows must equal the committed transactions."""
+    say(f"bench: pgbench one-row INSERT per transaction, {connections} clients, {settings.seconds}s")
+    if settings.warmup_seconds:
+        run_pgbench(server, connections, settings.warmup_seconds, work_dir, log, record=False)
+    before = settled(rows)
+    load = run_pgbench(server, connections, settings.seconds, work_dir, log)
+    rows_new = settled(rows) - before
+    result = Measurement(
+        name="pgbench_commit",
+        label="pgbench: one-row INSERT per transaction",
+        connections=connections,
+        load=load,
+        rows_new=rows_new,
+        rows_match=rows_new == load.ok,
+    )
+    say("       " + summary(result))
+    return result
+
+
+def summary(m: Measurement) -> str:
+    load: LoadResult = m.load
+    text = (
+        f"{load.rps:,.0f}/s  p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms  "
+        f"non-2xx {load.non_2xx}  socket errors {load.socket_errors}"
+    )
+    if m.rss_mb is not None:
+        text += f"  RSS {m.rss_mb:.0f} MB"
+    if m.rows_match is not None:
+        text += f"  rows {m.rows_new} {'==' if m.rows_match else '!='} 2xx {load.ok}"
+    return text

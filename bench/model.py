@@ -1,0 +1,54 @@
+"""What one measured run produced: the load generator's view plus the server's memory and the row check."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Counts and latencies reported by the load generator (wrk or pgbench) for one measured window."""
+
+    requests: int  # completed requests (wrk) or transactions (pgbench)
+    window_s: float  # time over which they completed
+    non_2xx: int  # HTTP status >= 400 (wrk) or failed transactions (pgbench)
+    socket_errors: int  # connect/read/write errors and timeouts
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+
+    @property
+    def ok(self) -> int:
+        """Requests answered 2xx (committed transactions for pgbench)."""
+        return self.requests - self.non_2xx
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.window_s if self.window_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One row of the results table."""
+
+    name: str  # stable key, e.g. "post_app_group_c64"
+    label: str  # human description
+    connections: int
+    load: LoadResult
+    rss_mb: float | None = None  # peak RSS of the largest server process
+    rss_total_mb: float | None = None  # peak RSS summed over the server's processes
+    server_processes: int | None = None
+    rows_new: int | None = None  # rows the run added to the table
+    rows_match: bool | None = None  # rows_new == ok (None when the run writes nothing)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        load = data.pop("load")
+        return {
+            **data,
+            "rps": round(self.load.rps, 1),
+            "ok": self.load.ok,
+            **{key: (round(value, 3) if isinstance(value, float) else value) for key, value in load.items()},
+        }

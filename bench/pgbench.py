@@ -1,0 +1,106 @@
+"""pgbench inserting one row per transaction into ``stamps``: the commit ceiling of this PostgreSQL here."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from tests.support.pg import PASSWORD, PG_BIN, PostgresServer
+
+from bench.model import LoadResult
+from bench.processes import spawn, stop
+
+# The same statement shape the service's one-row path needs: a server-made unique key and a timestamp.
+INSERT_ONE = "INSERT INTO stamps (key, recorded_at) VALUES (gen_random_uuid()::text, now());\n"
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return 0.0
+    rank = max(0, min(len(sorted_values) - 1, math.ceil(round(pct * len(sorted_values) / 100, 6)) - 1))
+    return sorted_values[rank]
+
+
+def run_pgbench(
+    server: PostgresServer, connections: int, seconds: int, work_dir: Path, log: Path, record: bool = True
+) -> LoadResult:
+    """``connections`` clients commit one-row INSERTs for ``seconds``; latencies come from pgbench's
+    per-transaction log when ``record`` (a warm-up passes False)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    script = work_dir / "insert_one.sql"
+    script.write_text(INSERT_ONE)
+    for old in work_dir.glob("pgbench_log*"):
+        old.unlink()
+    argv = [
+        str(PG_BIN / "pgbench"),
+        "-n",
+        "-M",
+        "prepared",
+        "-c",
+        str(connections),
+        "-j",
+        str(max(1, min(2, connections))),
+        "-T",
+        str(seconds),
+        "-f",
+        str(script),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(server.port),
+        "-U",
+        "punchclock",
+    ]
+    if record:
+        argv += ["-l", f"--log-prefix={work_dir / 'pgbench_log'}"]
+    argv.append("punchclock")
+    out = work_dir / "pgbench.out"
+    out.unlink(missing_ok=True)
+    proc = spawn(argv, out, env={**os.environ, "PGPASSWORD": PASSWORD}, cwd=work_dir)
+    try:
+        proc.wait(timeout=seconds + 120)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError("pgbench did not finish") from None
+    finally:
+        stop(proc)
+    text = out.read_text(errors="replace")
+    with log.open("a") as handle:
+        handle.write(f"$ {' '.join(argv)}\n{text}\n")
+    if proc.returncode != 0:
+        raise RuntimeError(f"pgbench failed ({proc.returncode}):\n{text[-2000:]}")
+    return parse_pgbench(text, sorted(_latencies_ms(work_dir)) if record else [])
+
+
+def _latencies_ms(work_dir: Path) -> list[float]:
+    """Per-transaction latencies: the third field of each line of pgbench's ``-l`` logs, in µs."""
+    values: list[float] = []
+    for path in work_dir.glob("pgbench_log*"):
+        with path.open() as handle:
+            values.extend(int(line.split()[2]) / 1000 for line in handle if line.strip())
+    return values
+
+
+def parse_pgbench(text: str, latencies: list[float]) -> LoadResult:
+    """Transactions, tps and failures from pgbench's summary; percentiles from ``latencies`` (sorted, ms)."""
+    processed = re.search(r"number of transactions actually processed: (\d+)", text)
+    tps = re.search(r"tps = ([\d.]+) \(without initial connection time\)", text)
+    failed = re.search(r"number of failed transactions: (\d+)", text)
+    if processed is None or tps is None:
+        raise RuntimeError(f"could not read pgbench's summary:\n{text[-2000:]}")
+    count = int(processed.group(1))
+    failures = int(failed.group(1)) if failed else 0
+    rate = float(tps.group(1))
+    return LoadResult(
+        requests=count + failures,
+        window_s=count / rate if rate else 0.0,
+        non_2xx=failures,
+        socket_errors=0,
+        p50_ms=percentile(latencies, 50),
+        p99_ms=percentile(latencies, 99),
+        p999_ms=percentile(latencies, 99.9),
+        max_ms=latencies[-1] if latencies else 0.0,
+    )

@@ -1,0 +1,90 @@
+"""Table-size scan: ``GET /app`` latency for the first page and a deep cursor page as the table grows.
+
+Rows are added straight through SQL (the write path is measured elsewhere). The deep page is reached the way
+a client would: following ``next`` cursors from the newest page until the given depth.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.support.pg import PostgresServer
+
+from bench.measure import say
+from bench.service import RunningService
+from bench.settings import BenchSettings
+from bench.wrk import run_wrk
+
+PAGE = 100  # the list endpoint's default page size: what a client gets without asking
+WALK_PAGE = 1000  # the largest page the endpoint serves, to walk deep quickly
+DEPTH = 0.9  # the deep page starts this far into the table (from the newest row)
+CONNECTIONS = 4
+
+
+def fill_to(server: PostgresServer, rows: int) -> int:
+    """Add rows straight through SQL until ``stamps`` holds ``rows`` (ids and times both ascending)."""
+    have = int(server.psql("SELECT count(*) FROM stamps"))
+    missing = rows - have
+    if missing > 0:
+        server.psql(
+            "INSERT INTO stamps (key, recorded_at) "
+            f"SELECT gen_random_uuid()::text, now() - ({missing} - g) * interval '1 millisecond' "
+            f"FROM generate_series(1, {missing}) AS g"
+        )
+        server.psql("VACUUM ANALYZE stamps")
+    return int(server.psql("SELECT count(*) FROM stamps"))
+
+
+def _get_json(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 (loopback URL we built)
+        return dict(json.loads(response.read()))
+
+
+def deep_cursor(base_url: str, depth: int) -> str | None:
+    """The ``next`` cursor after about ``depth`` rows, following cursors from the newest page."""
+    walked, cursor = 0, None
+    while walked < depth:
+        limit = min(WALK_PAGE, depth - walked)
+        query = {"limit": str(limit)} | ({"before": cursor} if cursor else {})
+        page = _get_json(f"{base_url}/app?{urllib.parse.urlencode(query)}")
+        walked += len(page["items"])
+        cursor = page["next"]
+        if cursor is None:
+            break
+    return cursor
+
+
+def table_scan(
+    server: PostgresServer, service: RunningService, settings: BenchSettings, log: Path
+) -> list[dict[str, Any]]:
+    """For each size in ``settings.scan_rows``: grow the table, then time the first and a deep page."""
+    server.psql("TRUNCATE stamps")
+    points: list[dict[str, Any]] = []
+    for size in sorted(settings.scan_rows):
+        say(f"bench: GET /app at {size:,} rows (filling the table through SQL)")
+        rows = fill_to(server, size)
+        depth = int(rows * DEPTH)
+        cursor = deep_cursor(service.url, depth)
+        pages = {"first": f"/app?limit={PAGE}"}
+        if cursor:
+            pages["deep"] = f"/app?limit={PAGE}&before={cursor}"
+        for which, path in pages.items():
+            load = run_wrk(service.url, "GET", path, CONNECTIONS, settings.scan_seconds, log, settings.tail_seconds)
+            point = {
+                "rows": rows,
+                "page": which,
+                "depth": 0 if which == "first" else depth,
+                "limit": PAGE,
+                "connections": CONNECTIONS,
+                "rps": round(load.rps, 1),
+                "p50_ms": round(load.p50_ms, 3),
+                "p99_ms": round(load.p99_ms, 3),
+                "non_2xx": load.non_2xx,
+            }
+            say(f"       {which} page: {load.rps:,.0f}/s  p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms")
+            points.append(point)
+    return points

@@ -1,0 +1,53 @@
+"""The benchmark's knobs, read from the environment once (``BENCH_*``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.replace(",", " ").split())
+
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """What one ``make bench`` run measures and for how long."""
+
+    seconds: int = 15  # BENCH_SECONDS: measured duration of each load run
+    warmup_seconds: int = 2  # BENCH_WARMUP_SECONDS: unmeasured load before each run (0 skips it)
+    connections: int = 64  # BENCH_CONNECTIONS: concurrency of the headline runs
+    sweep: tuple[int, ...] = (1, 4, 16, 64, 256)  # BENCH_SWEEP: connections for the group-commit sweep
+    scan_rows: tuple[int, ...] = (10_000, 1_000_000)  # BENCH_SCAN_ROWS: table sizes for the GET /app scan
+    tail_seconds: int = 2  # BENCH_TAIL_SECONDS: idle end of each wrk run, for the last requests to finish
+    scan_seconds: int = 3  # BENCH_SCAN_SECONDS: duration of each list-latency run
+    workers: int = 1  # BENCH_WORKERS: PUNCHCLOCK_WORKERS of the measured service
+    access_log_off_run: bool = True  # BENCH_ACCESS_LOG_OFF: also measure group commit without access log
+    results_dir: Path = field(default=RESULTS_DIR)  # BENCH_RESULTS_DIR: where latest.json and the plot go
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BenchSettings:
+        """Settings from ``BENCH_*`` variables; unset ones keep their defaults."""
+        base = cls()
+        seconds = int(env.get("BENCH_SECONDS", base.seconds))
+        if seconds < 1:
+            raise ValueError("BENCH_SECONDS must be a whole number of seconds, at least 1")
+        return cls(
+            seconds=seconds,
+            warmup_seconds=int(env.get("BENCH_WARMUP_SECONDS", base.warmup_seconds)),
+            connections=int(env.get("BENCH_CONNECTIONS", base.connections)),
+            sweep=_ints(env["BENCH_SWEEP"]) if env.get("BENCH_SWEEP") else base.sweep,
+            scan_rows=_ints(env["BENCH_SCAN_ROWS"]) if env.get("BENCH_SCAN_ROWS") is not None else base.scan_rows,
+            tail_seconds=int(env.get("BENCH_TAIL_SECONDS", base.tail_seconds)),
+            scan_seconds=int(env.get("BENCH_SCAN_SECONDS", base.scan_seconds)),
+            workers=int(env.get("BENCH_WORKERS", base.workers)),
+            access_log_off_run=_flag(env.get("BENCH_ACCESS_LOG_OFF", "1")),
+            results_dir=Path(env.get("BENCH_RESULTS_DIR", str(base.results_dir))),
+        )

@@ -1,0 +1,10 @@
+# make bench: the write path's throughput and latency beside pgbench's commit ceiling and GET /healthz.
+TEST_APT_PACKAGES += wrk
+
+BENCH_APT_PACKAGES := postgresql-15 wrk
+
+.PHONY: bench
+
+bench: dev ## measure POST /app against pgbench and /healthz (BENCH_SECONDS=5 for a quick run)
+	scripts/apt-ensure $(BENCH_APT_PACKAGES)
+	$(BIN)/python -m bench

@@ -1,0 +1,104 @@
+"""The benchmark's readings of wrk, pgbench and its own results (no processes needed)."""
+
+from __future__ import annotations
+
+from bench.model import LoadResult, Measurement
+from bench.pgbench import parse_pgbench, percentile
+from bench.report import build, markdown_table
+from bench.settings import BenchSettings
+from bench.wrk import parse_wrk
+
+WRK_OUTPUT = """Running 4s test @ http://127.0.0.1:1234
+  2 threads and 64 connections
+WRK_RESULT {"requests": 40000, "window_s": 2.000000, "errors_connect": 0, "errors_read": 1, "errors_write": 0, \
+"errors_status": 3, "errors_timeout": 2, "latency_mean_us": 1500.0, "latency_max_us": 9000, "p50_us": 1200, \
+"p90_us": 2000, "p99_us": 4000, "p999_us": 8000}
+"""
+
+PGBENCH_OUTPUT = """transaction type: insert_one.sql
+number of clients: 64
+number of transactions actually processed: 50000
+number of failed transactions: 0 (0.000%)
+latency average = 2.5 ms
+tps = 25000.000000 (without initial connection time)
+"""
+
+
+def load(rps: float, p99: float = 5.0) -> LoadResult:
+    return LoadResult(int(rps * 10), 10.0, 0, 0, 1.0, p99, p99 * 2, p99 * 3)
+
+
+def test_wrk_summary_is_read_from_the_script_line() -> None:
+    """Given stamp.lua's result line, then rate, 2xx and errors come from it, not from wrk's own wall clock."""
+    result = parse_wrk(WRK_OUTPUT)
+    assert (result.rps, result.ok, result.non_2xx, result.socket_errors, result.p99_ms) == (
+        20000.0,
+        39997,
+        3,
+        3,
+        4.0,
+    )
+
+
+def test_pgbench_summary_gives_committed_transactions_and_rate() -> None:
+    """Given pgbench's summary and sorted latencies, then committed count, tps and percentiles follow."""
+    result = parse_pgbench(PGBENCH_OUTPUT, [float(n) for n in range(1, 1001)])
+    assert (result.ok, round(result.rps), result.p50_ms, result.p999_ms, result.max_ms) == (
+        50000,
+        25000,
+        500.0,
+        999.0,
+        1000.0,
+    )
+
+
+def test_percentile_is_nearest_rank() -> None:
+    """Given 1..100, then p50 is 50, p99 is 99 and p100 is the maximum."""
+    values = [float(n) for n in range(1, 101)]
+    assert [percentile(values, p) for p in (50, 99, 100)] == [50.0, 99.0, 100.0]
+
+
+def test_headline_keys_ratios_and_targets() -> None:
+    """Given the five headline runs, then latest.json carries the required keys, ratios and verdicts."""
+    runs = [
+        Measurement("pgbench_commit", "pgbench", 64, load(20000), rows_new=200000, rows_match=True),
+        Measurement("healthz", "healthz", 64, load(40000), rss_mb=50.0),
+        Measurement(
+            "post_app_group_c64", "group", 64, load(30000, p99=8.0), rss_mb=60.0, rows_new=300000, rows_match=True
+        ),
+        Measurement(
+            "post_app_per_request", "per-request", 64, load(5000), rss_mb=55.0, rows_new=50000, rows_match=True
+        ),
+        Measurement("post_app_sqlite", "sqlite", 64, load(8000), rss_mb=40.0, rows_new=80000, rows_match=True),
+    ]
+    results = build(runs, 64, [], {"cores": 2}, {})
+    expected = {
+        "post_app_rps": 30000.0,
+        "post_app_p99_ms": 8.0,
+        "per_request_commit_rps": 5000.0,
+        "pgbench_commit_tps": 20000.0,
+        "healthz_rps": 40000.0,
+        "sqlite_post_app_rps": 8000.0,
+        "ratio_vs_pgbench": 1.5,
+        "ratio_vs_healthz": 0.75,
+        "rows_match": True,
+        "server_rss_mb": 60.0,
+    }
+    assert {key: results[key] for key in expected} == expected
+    assert all(target["met"] for target in results["targets"].values())
+
+
+def test_one_mismatched_run_fails_rows_match() -> None:
+    """Given one run whose rows differ from its 2xx count, then rows_match is false and the table says so."""
+    runs = [
+        Measurement("post_app_group_c64", "group", 64, load(100), rows_new=999, rows_match=False),
+        Measurement("post_app_sqlite", "sqlite", 64, load(100), rows_new=1000, rows_match=True),
+    ]
+    results = build(runs, 64, [], {"cores": 2}, {})
+    assert (results["rows_match"], "MISMATCH (999 rows, 1000 2xx)" in markdown_table(results)) == (False, True)
+
+
+def test_settings_read_the_bench_knobs() -> None:
+    """Given BENCH_* variables, then the run uses them and keeps defaults for the rest."""
+    settings = BenchSettings.from_env({"BENCH_SECONDS": "3", "BENCH_SWEEP": "1,8", "BENCH_SCAN_ROWS": ""})
+    assert (settings.seconds, settings.sweep, settings.scan_rows, settings.connections) == (3, (1, 8), (), 64)
