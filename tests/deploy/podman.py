@@ -179,8 +179,10 @@ def _import_rootfs(podman: Podman) -> None:
 
 
 def build_app_image(podman: Podman, tag: str) -> None:
-    """Build the repository's Dockerfile on the local base image."""
+    """Build the repository's Dockerfile on the local base image, then drop superseded builds older than a
+    day so the cache does not grow without bound."""
     podman.build(REPO, tag, {"BASE_IMAGE": ensure_base_image(podman)})
+    podman.run("image", "prune", "--force", "--filter", "until=24h", check=False)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

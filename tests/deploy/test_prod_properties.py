@@ -177,3 +177,23 @@ def test_app_is_reachable_only_from_the_ingress_controller_and_prometheus(prod: 
     }
     assert sources == {("ingress-nginx", "ingress-nginx"), ("monitoring", "prometheus")}
     assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8000]
+
+
+def test_each_apply_phase_carries_what_it_needs(prod: list[Manifest]) -> None:
+    """Applying by component (database, then config+migrations, then the rest) gives the migration Job its
+    ConfigMap and ServiceAccount in the same phase, as docs/kubernetes.md's install order assumes."""
+
+    def phase(*components: str) -> set[tuple[str, str]]:
+        return {
+            (m["kind"], m["metadata"]["name"])
+            for m in prod
+            if m["metadata"].get("labels", {}).get("app.kubernetes.io/component") in components
+        }
+
+    assert ("Cluster", DB_CLUSTER) in phase("database")
+    migrations = phase("config", "migrations")
+    job = one(prod, "Job")["spec"]["template"]["spec"]
+    needs = {("ServiceAccount", job["serviceAccountName"])}
+    needs |= {("ConfigMap", ref["configMapRef"]["name"]) for c in job["containers"] for ref in c["envFrom"]}
+    assert needs | {("Job", one(prod, "Job")["metadata"]["name"])} <= migrations
+    assert not any(kind in {"Deployment", "HorizontalPodAutoscaler"} for kind, _ in migrations)
