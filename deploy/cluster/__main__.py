@@ -13,8 +13,12 @@ from deploy.cluster.layout import Layout, state_dir_from_env
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.cluster", description=__doc__)
-    parser.add_argument("--state", type=Path, default=state_dir_from_env(),
-                        help="state directory (default $PUNCHCLOCK_CLUSTER_STATE or .state/cluster)")
+    parser.add_argument(
+        "--state",
+        type=Path,
+        default=state_dir_from_env(),
+        help="state directory (default $PUNCHCLOCK_CLUSTER_STATE or .state/cluster)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start everything and wait until POST /app works")
     up.add_argument("--apps", type=int, default=2, help="number of punchclock instances (first up only)")

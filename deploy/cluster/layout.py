@@ -134,9 +134,7 @@ def new_layout(state_dir: Path, apps: int = 2, http_port: int | None = None) -> 
     """Pick ports and paths for a fresh cluster of 3 etcd members, 3 PostgreSQL nodes and ``apps`` instances."""
     root = state_dir.resolve()
     ports = iter(free_ports(6 + 6 + 4 + apps))
-    etcd = [
-        Etcd(f"etcd{i}", next(ports), next(ports), str(root / "etcd" / f"etcd{i}")) for i in (1, 2, 3)
-    ]
+    etcd = [Etcd(f"etcd{i}", next(ports), next(ports), str(root / "etcd" / f"etcd{i}")) for i in (1, 2, 3)]
     nodes = [
         Node(
             name=f"pg{i}",

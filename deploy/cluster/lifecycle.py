@@ -31,18 +31,35 @@ def leader_psql(layout: Layout, sql: str, database: str = "postgres") -> str:
     """Run SQL as the superuser on the current leader, over its Unix socket."""
     name = patroni.wait(lambda: patroni.leader(layout), 60, "a leader")
     node = layout.node(name)
-    argv = ["psql", "-h", node.socket_dir, "-p", str(node.pg_port), "-U", "postgres", "-d", database,
-            "-v", "ON_ERROR_STOP=1", "-XAtq", "-c", sql]
+    argv = [
+        "psql",
+        "-h",
+        node.socket_dir,
+        "-p",
+        str(node.pg_port),
+        "-U",
+        "postgres",
+        "-d",
+        database,
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-XAtq",
+        "-c",
+        sql,
+    ]
     result = subprocess.run(as_postgres(argv), capture_output=True, text=True, timeout=60, check=True)
     return result.stdout.strip()
 
 
 def create_database(layout: Layout) -> None:
     db = layout.database
-    leader_psql(layout, f"""DO $$ BEGIN
+    leader_psql(
+        layout,
+        f"""DO $$ BEGIN
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{db["user"]}') THEN
             CREATE ROLE {db["user"]} LOGIN PASSWORD '{db["password"]}';
-        END IF; END $$""")
+        END IF; END $$""",
+    )
     if not leader_psql(layout, f"SELECT 1 FROM pg_database WHERE datname = '{db['name']}'"):
         leader_psql(layout, f"CREATE DATABASE {db['name']} OWNER {db['user']}")
 
@@ -68,14 +85,15 @@ def migrate(layout: Layout) -> None:
 
 def http_ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - http://127.0.0.1 URLs built here
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
 
 
-def up(state_dir: Path, apps: int = 2, http_port: int | None = None, with_apps: bool = True,
-       timeout: float = 120) -> Layout:
+def up(
+    state_dir: Path, apps: int = 2, http_port: int | None = None, with_apps: bool = True, timeout: float = 120
+) -> Layout:
     """Start etcd, Patroni, HAProxy, then (schema migrated) the app instances; return the layout."""
     started = time.monotonic()
     if (state_dir / "cluster.json").exists():

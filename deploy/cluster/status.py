@@ -13,7 +13,7 @@ from deploy.cluster.layout import Layout
 
 def _get_json(url: str) -> Any:
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - http://127.0.0.1 URLs built here
             return json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError):
         return None
@@ -21,7 +21,7 @@ def _get_json(url: str) -> Any:
 
 def _http_status(url: str) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - http://127.0.0.1 URLs built here
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
@@ -68,10 +68,15 @@ def render(info: dict[str, Any]) -> str:
             f"{member.get('timeline', ''):>9}{lag_mb:>8}  {member.get('host')}:{member.get('port')}"
         )
     lines.append("")
-    lines.append("  etcd        " + "  ".join(f"{n}={'ok' if ok else 'DOWN'}" for n, ok in info["etcd_healthy"].items()))
-    lines.append("  instances   " + "  ".join(
-        f"{n}={'ready' if ok else 'not ready'}" for n, ok in info["apps_ready"].items()))
-    lines.append("  processes   " + "  ".join(
-        f"{n}={p['state']}" for n, p in sorted(info["processes"].items())) if info["processes"]
-        else "  processes   supervisord is not running")
+    lines.append(
+        "  etcd        " + "  ".join(f"{n}={'ok' if ok else 'DOWN'}" for n, ok in info["etcd_healthy"].items())
+    )
+    lines.append(
+        "  instances   " + "  ".join(f"{n}={'ready' if ok else 'not ready'}" for n, ok in info["apps_ready"].items())
+    )
+    lines.append(
+        "  processes   " + "  ".join(f"{n}={p['state']}" for n, p in sorted(info["processes"].items()))
+        if info["processes"]
+        else "  processes   supervisord is not running"
+    )
     return "\n".join(lines)

@@ -87,8 +87,13 @@ class Cluster:
     def switchover(self, leader: str) -> None:
         """``patronictl switchover`` from ``leader`` to its synchronous standby, as an operator would."""
         config = self.layout.node(leader).patroni_config
-        subprocess.run(["patronictl", "-c", config, "switchover", "--leader", leader, "--force"],
-                       check=True, capture_output=True, text=True, timeout=120)
+        subprocess.run(
+            ["patronictl", "-c", config, "switchover", "--leader", leader, "--force"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def node_is_primary(self, name: str) -> bool:
         return patroni.get(self.layout.node(name).rest_port, "/primary")[0] == 200
@@ -97,10 +102,42 @@ class Cluster:
         """The node's own Patroni says it runs as a streaming replica."""
         return patroni.get(self.layout.node(name).rest_port, "/replica")[0] == 200
 
+    def watch_leadership(self, old: str, timeout: float) -> dict[str, object]:
+        """Poll every node's /primary until ``old`` has stepped down and another node leads.
+
+        Returns when each happened (seconds from the call) and how long two nodes both claimed to be
+        primary (split brain as HAProxy would see it).
+        """
+        started = time.monotonic()
+        demoted = elected = None
+        new = None
+        both = 0.0
+        last = started
+        while time.monotonic() - started < timeout and (demoted is None or elected is None):
+            now = time.monotonic()
+            primaries = [node.name for node in self.layout.nodes if self.node_is_primary(node.name)]
+            if len(primaries) > 1:
+                both += now - last
+            if old not in primaries and demoted is None:
+                demoted = now - started
+            others = [name for name in primaries if name != old]
+            if others and elected is None:
+                elected, new = now - started, others[0]
+            last = now
+            time.sleep(0.1)
+        if demoted is None or elected is None:
+            raise TimeoutError(f"after {timeout}s: demoted={demoted} elected={elected}")
+        return {
+            "new_leader": new,
+            "old_demoted_seconds": round(demoted, 2),
+            "new_elected_seconds": round(elected, 2),
+            "both_primary_seconds": round(both, 2),
+        }
+
     def readyz(self) -> int:
         """The status of GET /readyz through the balancer (0 when nothing answers)."""
         try:
-            with urllib.request.urlopen(f"{self.url}/readyz", timeout=5) as response:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=5) as response:  # noqa: S310 - http://127.0.0.1 URLs built here
                 return int(response.status)
         except urllib.error.HTTPError as error:
             return int(error.code)
@@ -111,12 +148,16 @@ class Cluster:
         """HAProxy's view: ``{"backend/server": "UP" | "DOWN" | ...}`` from its CSV stats page."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.layout.haproxy['stats_port']}/;csv", timeout=2) as r:
             text = r.read().decode().lstrip("# ")
-        return {f"{row['pxname']}/{row['svname']}": row["status"] for row in csv.DictReader(io.StringIO(text))
-                if row["svname"] not in ("FRONTEND", "BACKEND")}
+        return {
+            f"{row['pxname']}/{row['svname']}": row["status"]
+            for row in csv.DictReader(io.StringIO(text))
+            if row["svname"] not in ("FRONTEND", "BACKEND")
+        }
 
     def wait_app_in_balancer(self, name: str, timeout: float = 30) -> None:
-        patroni.wait(lambda: self.balancer_servers().get(f"apps/{name}") == "UP", timeout,
-                     f"{name} UP in HAProxy", interval=0.1)
+        patroni.wait(
+            lambda: self.balancer_servers().get(f"apps/{name}") == "UP", timeout, f"{name} UP in HAProxy", interval=0.1
+        )
 
     def partition(self, name: str) -> None:
         """Cut node ``name`` off from etcd and the other nodes (and them from it) with nftables.

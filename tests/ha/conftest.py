@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from deploy.cluster import lifecycle
 from deploy.cluster.layout import Layout
+
 from tests.ha.cluster import Cluster
 from tests.ha.load import Outcome, Verdict
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import threading
 import time
@@ -53,7 +54,7 @@ class Outcome:
     def longest_stall(self) -> float:
         """The longest time during the run in which no POST was acknowledged."""
         moments = sorted([self.started, *(r.acked_at for r in self.receipts), self.ended])
-        return max((b - a for a, b in zip(moments, moments[1:], strict=False)), default=0.0)
+        return max((b - a for a, b in itertools.pairwise(moments)), default=0.0)
 
     def p99_during_event(self) -> float:
         since = self.event_at if self.event_at is not None else self.started
@@ -87,8 +88,15 @@ class Verdict:
 class Load:
     """``with Load(url).running() as load: ...`` sends POSTs until the block ends or a bound is reached."""
 
-    def __init__(self, url: str, workers: int = 8, rate: float = 100.0, max_seconds: float = 240.0,
-                 max_requests: int = 100_000, timeout: float = 40.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        workers: int = 8,
+        rate: float = 100.0,
+        max_seconds: float = 240.0,
+        max_requests: int = 100_000,
+        timeout: float = 40.0,
+    ) -> None:
         self.url = url.rstrip("/")
         self.workers = workers
         self.interval = workers / rate
@@ -152,7 +160,9 @@ class Load:
             self.outcome.receipts.append(Receipt(body["id"], key, body["recorded_at"], time.monotonic()))
         else:
             self.outcome.failures.append(
-                Failure(time.monotonic(), response.status_code, response.text[:200], response.headers.get("retry-after"))
+                Failure(
+                    time.monotonic(), response.status_code, response.text[:200], response.headers.get("retry-after")
+                )
             )
 
 
@@ -163,7 +173,9 @@ async def _stored(dsn: str, receipts: list[Receipt], since: str) -> tuple[dict[i
         keys = [r.key for r in receipts if r.key]
         doubled = await conn.fetchval(
             "SELECT count(*) FROM (SELECT key FROM stamps WHERE key = ANY($1::text[]) "
-            "GROUP BY key HAVING count(*) > 1) AS d", keys)
+            "GROUP BY key HAVING count(*) > 1) AS d",
+            keys,
+        )
         in_window = await conn.fetchval("SELECT count(*) FROM stamps WHERE recorded_at >= $1::text::timestamptz", since)
     finally:
         await conn.close()
