@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import shutil
 import sys
@@ -18,7 +19,7 @@ from pcbackup.drill import Drill, DrillReport, Writer
 from pcbackup.instance import Instance
 from pcbackup.pgbackrest import BACKUP_TYPES, PgBackRest
 from pcbackup.restore import restore
-from pcbackup.sources import Source, load_cluster, standalone
+from pcbackup.sources import Source, load_cluster, load_config, standalone
 from pcbackup.writers import STAMPS_DDL, ApiWriter, SqlWriter, wait_ready
 
 
@@ -46,6 +47,7 @@ def parser() -> argparse.ArgumentParser:
     drill.add_argument("--type", choices=BACKUP_TYPES, default="incr")
     drill.add_argument("--report", type=Path, help="also write the JSON report here")
     drill.add_argument("--scratch", type=Path, help="parent directory of the scratch instance")
+    drill.add_argument("--app-url", help="punchclock service to write through (default: the cluster's app_url)")
     exporter = commands.add_parser("metrics", help="write backup/WAL freshness for node_exporter")
     exporter.add_argument("--textfile-dir", type=Path, help="directory node_exporter reads (default: stdout)")
     commands.add_parser("info", help="pgbackrest info")
@@ -79,7 +81,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
     dest = args.dest or Path(".state/restore") / time.strftime("%Y%m%dT%H%M%S")
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.parent.chmod(0o755)
-    done = restore(repository(args), dest.resolve(), target=args.target, backup_set=args.backup_set, port=args.port)
+    br = repository(args)
+    if args.target:
+        try:
+            live_source(args).seal()
+        except BackupError as error:
+            print(
+                f"pcbackup restore: the cluster could not archive its newest WAL ({error}); restoring from "
+                "what the repository holds",
+                file=sys.stderr,
+            )
+    done = restore(br, dest.resolve(), target=args.target, backup_set=args.backup_set, port=args.port)
     inst = done.instance
     print(
         f"restored {'to ' + args.target if args.target else 'to the end of the archive'} in "
@@ -134,6 +146,15 @@ def run_drill(args: argparse.Namespace, source: Source, private: bool, scratch: 
         return drill.run()
 
 
+def live_source(args: argparse.Namespace) -> Source:
+    """The cluster from cluster.json, or with --config the hosts listed in that pgbackrest.conf."""
+    if args.config:
+        return load_config(args.config, app_url=getattr(args, "app_url", None))
+    source = load_cluster(args.state)
+    app_url = getattr(args, "app_url", None)
+    return dataclasses.replace(source, app_url=app_url) if app_url else source
+
+
 def cmd_drill(args: argparse.Namespace) -> int:
     if args.standalone:
         work = Path(tempfile.mkdtemp(prefix="pcbackup-drill-", dir=args.scratch))
@@ -144,9 +165,9 @@ def cmd_drill(args: argparse.Namespace) -> int:
         finally:
             shutil.rmtree(work, ignore_errors=True)
     else:
-        scratch = args.scratch or args.state.resolve().parent
+        scratch = args.scratch or Path(".state").resolve()
         scratch.mkdir(parents=True, exist_ok=True)
-        report = run_drill(args, load_cluster(args.state), False, scratch)
+        report = run_drill(args, live_source(args), False, scratch)
     text = json.dumps(report.as_dict(), indent=2)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -87,10 +87,22 @@ class Instance:
         if result.returncode != 0:
             raise BackupError(f"the restored server did not start: {self.log_tail()}")
         deadline = time.monotonic() + timeout
-        while self.db("postgres").in_recovery():
+        while self.recovering():
             if time.monotonic() > deadline:
                 raise BackupError(f"the restored server is still recovering after {timeout:.0f} s")
             time.sleep(0.1)
+
+    def recovering(self) -> bool:
+        try:
+            return self.db("postgres").in_recovery()
+        except BackupError as error:
+            log = self.log_tail()
+            if "recovery ended before configured recovery target was reached" in log:
+                raise BackupError(
+                    "the archive ends before the requested target time (no transaction committed after it "
+                    "has been archived): choose an earlier target or restore the latest state"
+                ) from error
+            raise BackupError(f"the restored server stopped during recovery: {log}") from error
 
     def stop(self) -> None:
         if (self.data_dir / "postmaster.pid").exists():

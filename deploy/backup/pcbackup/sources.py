@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,15 @@ class Source:
                     return db
         raise BackupError("no PostgreSQL node answers as primary")
 
+    def seal(self) -> None:
+        """Commit a transaction and archive the WAL holding it, so every moment up to now is restorable.
+
+        Recovery to a time stops at the first commit after it; without one in the archive, PostgreSQL ends
+        recovery short of the target and refuses to start.
+        """
+        self.primary().query("SELECT txid_current()")
+        self.br.check()
+
 
 def load_cluster(state_dir: Path) -> Source:
     """The cluster described by ``<state_dir>/cluster.json`` (written by ``make cluster-up``)."""
@@ -48,6 +58,26 @@ def load_cluster(state_dir: Path) -> Source:
         database_url=database.get("dsn", ""),
         app_url=spec.get("app_url"),
         database=database.get("name", "punchclock"),
+    )
+
+
+def nodes_from_config(config: Path) -> tuple[Node, ...]:
+    """The ``pgN-path/-port/-socket-path`` entries of a pgbackrest.conf, in N order."""
+    values: dict[int, dict[str, str]] = {}
+    for match in re.finditer(r"^\s*pg(\d+)-(path|port|socket-path)\s*=\s*(.+?)\s*$", config.read_text(), re.M):
+        values.setdefault(int(match[1]), {})[match[2]] = match[3]
+    return tuple(
+        Node(Path(v["path"]), int(v.get("port", "5432")), Path(v.get("socket-path", "/var/run/postgresql")))
+        for _, v in sorted(values.items())
+    )
+
+
+def load_config(config: Path, app_url: str | None = None, database: str = "punchclock") -> Source:
+    """A host configured by pgbackrest.conf alone (a VM install): nodes from its pgN entries."""
+    if not config.exists():
+        raise BackupError(f"{config} does not exist")
+    return Source(
+        br=PgBackRest(config), nodes=nodes_from_config(config), database_url="", app_url=app_url, database=database
     )
 
 
