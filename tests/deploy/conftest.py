@@ -43,7 +43,11 @@ def podman() -> Podman:
         pytest.skip("podman and runc are not installed (make test installs them)")
     if os.geteuid() != 0:
         pytest.skip("the podman tests run rootful podman: run them as root")
-    return configure()
+    podman = configure()
+    # Containers and pods of interrupted earlier runs; running ones are left alone.
+    podman.run("container", "prune", "--force", "--filter", "until=1h", check=False)
+    podman.run("pod", "prune", "--force", check=False)
+    return podman
 
 
 @pytest.fixture(scope="session")

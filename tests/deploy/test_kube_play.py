@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,11 @@ DB_ONLY_SETTINGS = ("DATABASE_URL_FILE", "PUNCHCLOCK_MIGRATE_ON_START")
 
 def playable(dev: list[Manifest], image: str, port: int) -> list[Manifest]:
     """The dev ConfigMap and Deployment, changed only where a cluster differs from podman: the local image,
-    the app port published on loopback, and SQLite on /data instead of the operator's database Secret."""
+    the app port published on loopback, SQLite on /data instead of the operator's database Secret, and a
+    unique name (podman names the pod after the Deployment)."""
     config = copy.deepcopy(one(dev, "ConfigMap"))
     deployment = copy.deepcopy(one(dev, "Deployment", "punchclock"))
+    deployment["metadata"]["name"] = f"punchclock-test-{uuid.uuid4().hex[:8]}"
     for key in DB_ONLY_SETTINGS:
         del config["data"][key]
     pod = deployment["spec"]["template"]["spec"]
@@ -52,17 +55,12 @@ def test_dev_deployment_serves_a_stamp_under_kube_play(
         wait_until_ready(url)
         receipt, stamp = stamp_round_trip(url)
         assert stamp == receipt
-        (app,) = manifests[1]["spec"]["template"]["spec"]["containers"]
-        name = _container_of(podman, app["name"])
+        deployment = manifests[1]
+        (app,) = deployment["spec"]["template"]["spec"]["containers"]
+        name = f"{deployment['metadata']['name']}-pod-0-{app['name']}"
         (info,) = json.loads(podman.run("inspect", name).stdout)
         assert info["Config"]["User"] == "10001:10001"
         assert info["HostConfig"]["ReadonlyRootfs"] is True
         podman.run("exec", name, *app["lifecycle"]["preStop"]["exec"]["command"][:1], "0")
     finally:
         podman.run("kube", "down", str(kube_file), check=False)
-
-
-def _container_of(podman: Podman, container: str) -> str:
-    names = podman.run("ps", "--format", "{{.Names}}").stdout.split()
-    (name,) = [n for n in names if n.endswith(f"-{container}")]
-    return name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,6 +28,13 @@ def test_dockerfile_passes_hadolint() -> None:
         text=True,
     )
     assert (proc.returncode, proc.stdout) == (0, "")
+
+
+def test_image_uses_the_uv_version_of_the_makefile() -> None:
+    """The Dockerfile resolves the lock with the same uv release as `make dev`."""
+    (dockerfile_uv,) = re.findall(r"^ARG UV_VERSION=(\S+)$", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    (makefile_uv,) = re.findall(r"^UV_VERSION := (\S+)$", (REPO / "Makefile").read_text(), re.MULTILINE)
+    assert dockerfile_uv == makefile_uv
 
 
 def test_checkov_fails_no_check(rendered: dict[str, list[Manifest]], tmp_path: Path) -> None:
