@@ -25,7 +25,7 @@ $(UV):
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 install: $(UV) ## create .venv with punchclock and its pinned runtime dependencies
-	$(UV) sync --frozen --no-dev
+	$(UV) sync --frozen --no-dev --inexact
 
 dev: $(UV) ## create .venv with the test and lint tools as well
 	$(UV) sync --frozen

@@ -68,7 +68,7 @@ def create_app(
             *HealthAPI(store, metrics, lifecycle, settings.ready_timeout_seconds).routes(),
             *openapi.ROUTES,
         ],
-        exception_handlers=problems.HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=problems.HANDLERS,
         lifespan=lifespan,
     )
-    return RequestContext(app, metrics, settings.access_log)
+    return RequestContext(app, metrics, lifecycle, settings.access_log)

@@ -1,4 +1,5 @@
-"""Outermost ASGI middleware: request ids, one access-log line per request, request metrics."""
+"""Outermost ASGI middleware: request ids, one access-log line per request, request metrics, and
+``Connection: close`` while draining so that clients stop reusing connections before the listener closes."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from punchclock.lifecycle import Lifecycle
 from punchclock.metrics import Metrics
 
 access_log = structlog.get_logger("punchclock.access")
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, metrics: Metrics, log_requests: bool) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, lifecycle: Lifecycle, log_requests: bool) -> None:
         self.app = app
+        self.lifecycle = lifecycle
         self.metrics = metrics
         self.log_requests = log_requests
 
@@ -31,7 +34,10 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                if self.lifecycle.draining:
+                    headers.append((b"connection", b"close"))
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -56,7 +62,7 @@ class RequestContext:
 def _request_id(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            text = value.decode("latin-1")
+            text: str = value.decode("latin-1")
             # Echo a caller's id only when it is short and printable, so it is safe in logs and headers.
             if 0 < len(text) <= 128 and text.isprintable() and text.isascii():
                 return text

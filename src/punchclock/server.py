@@ -44,6 +44,9 @@ class DrainingServer(uvicorn.Server):
             return
         self.lifecycle.draining = True
         super().handle_exit(sig, frame)
+        # uvicorn re-raises a captured signal after shutting down, which turns a clean drain into death by
+        # SIGTERM (exit status 143); a drained punchclock exits 0.
+        self._captured_signals.clear()
 
     async def on_tick(self, counter: int) -> bool:
         if self._exit_at is not None and time.monotonic() >= self._exit_at:

@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     """Every knob punchclock has. Own settings take the ``PUNCHCLOCK_`` prefix; the original brief's
     ``PORT`` and ``DB_*`` variables and ``DATABASE_URL`` are read without it."""
 
-    model_config = SettingsConfigDict(env_prefix="PUNCHCLOCK_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PUNCHCLOCK_", frozen=True, extra="ignore", populate_by_name=True)
 
     database_url: SecretStr = Field(
         default=SecretStr(DEFAULT_DATABASE_URL), validation_alias="DATABASE_URL", repr=False
@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     db_username: str = Field(default="punchclock", validation_alias="DB_USERNAME")
     db_password: SecretStr | None = Field(default=None, validation_alias="DB_PASSWORD", repr=False)
     db_name: str = Field(default="punchclock", validation_alias="DB_NAME")
+    database_url_file: Path | None = Field(default=None, validation_alias="DATABASE_URL_FILE")
+    db_password_file: Path | None = Field(default=None, validation_alias="DB_PASSWORD_FILE")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535, validation_alias="PORT")

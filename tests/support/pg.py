@@ -67,15 +67,26 @@ class PostgresServer:
 
     def psql(self, sql: str, database: str = "punchclock") -> str:
         """Run SQL as the superuser over the Unix socket and return unaligned output."""
-        result = self.run("psql", "-h", str(self.base_dir), "-p", str(self.port), "-d", database,
-                          "-v", "ON_ERROR_STOP=1", "-XAtq", "-c", sql)
+        result = self.run(
+            "psql",
+            "-h",
+            str(self.base_dir),
+            "-p",
+            str(self.port),
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-XAtq",
+            "-c",
+            sql,
+        )
         return result.stdout.strip()
 
     def init(self) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         chown_to_postgres(self.base_dir)
-        self.run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                 "--locale=C.UTF-8")
+        self.run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8")
         options = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),
@@ -103,8 +114,7 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def running_postgres(settings: Mapping[str, str] | None = None,
-                     parent: Path | None = None) -> Iterator[PostgresServer]:
+def running_postgres(settings: Mapping[str, str] | None = None, parent: Path | None = None) -> Iterator[PostgresServer]:
     """Start a fresh server with a ``punchclock`` role and database; stop it and delete its files after."""
     base = Path(tempfile.mkdtemp(prefix="punchclock-pg-", dir=parent))
     server = PostgresServer(base_dir=base, port=free_port(), settings=dict(settings or {}))

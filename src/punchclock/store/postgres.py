@@ -99,7 +99,7 @@ class PostgresStore:
             pool.terminate()
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def _connection(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
         """A pooled connection; one that failed transiently is closed rather than returned to the pool."""
         with _translated():
             conn = await self.pool.acquire(timeout=self._connect_timeout)

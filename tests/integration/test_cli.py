@@ -1,0 +1,98 @@
+"""The punchclock command as operators run it: help, migrate, serve's refusals, SQLite backup while serving."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.pg import free_port
+from tests.support.process import PUNCHCLOCK, ROOT, env_for, serving_process, wait_until_ready
+
+
+@pytest.mark.parametrize("args", [[], ["serve"], ["migrate"], ["backup"], ["restore"]])
+def test_every_command_has_help(args: list[str]) -> None:
+    """`python -m punchclock [COMMAND] --help` describes the command and exits 0."""
+    result = subprocess.run([*PUNCHCLOCK, *args, "--help"], capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0
+    assert "usage: punchclock" in result.stdout
+
+
+@pytest.mark.postgres
+def test_serve_refuses_an_unmigrated_postgres_until_migrate_runs(postgres_url: str, tmp_path: Path) -> None:
+    """Against PostgreSQL, serve exits with a clear message on an old schema; after `migrate` it serves."""
+    port = free_port()
+    env = env_for(DATABASE_URL=postgres_url, PORT=str(port))
+
+    refused = subprocess.run([*PUNCHCLOCK, "serve"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode != 0
+    assert "run `punchclock migrate` first" in refused.stdout
+    assert "punchclock-test" not in refused.stdout + refused.stderr  # the password never shows
+
+    migrated = subprocess.run([*PUNCHCLOCK, "migrate"], env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert '"applied":[1]' in migrated.stdout
+    with serving_process(env, tmp_path / "serve.log") as process:
+        wait_until_ready(f"http://127.0.0.1:{port}", process)
+        assert httpx.post(f"http://127.0.0.1:{port}/app").status_code == 201
+
+
+def test_migrate_gives_up_on_an_unreachable_database_with_one_line_per_attempt() -> None:
+    """`migrate` waits a bounded time for the database, logging each attempt, then fails clearly."""
+    env = env_for(
+        DATABASE_URL=f"postgresql://punchclock:secret@127.0.0.1:{free_port()}/punchclock",
+        PUNCHCLOCK_STARTUP_WAIT_SECONDS="2",
+    )
+    result = subprocess.run([*PUNCHCLOCK, "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stdout.count("database not reachable yet; waiting") >= 2
+    assert "not reachable within 2 s" in result.stdout
+    assert "secret" not in result.stdout + result.stderr
+
+
+def test_restore_is_refused_while_serving_and_backup_works(tmp_path: Path) -> None:
+    """With the service up on SQLite, `backup` copies it and `restore` refuses to run underneath it."""
+    port = free_port()
+    env = env_for(DATABASE_URL=f"sqlite:///{tmp_path / 'live.db'}", PORT=str(port))
+    with serving_process(env, tmp_path / "serve.log") as process:
+        wait_until_ready(f"http://127.0.0.1:{port}", process)
+        assert httpx.post(f"http://127.0.0.1:{port}/app").status_code == 201
+        made = subprocess.run(
+            [*PUNCHCLOCK, "backup", str(tmp_path / "b.db")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        refused = subprocess.run(
+            [*PUNCHCLOCK, "restore", "--force", str(tmp_path / "b.db")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert made.returncode == 0, made.stdout
+    assert '"stamps":1' in made.stdout
+    assert refused.returncode == 1
+    assert "stop the service first" in refused.stdout
+
+
+def test_readme_quick_start(tmp_path: Path) -> None:
+    """The README's first commands: `make run`, then `curl -X POST http://localhost:PORT/app` gives 201."""
+    port = free_port()
+    env = env_for(PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path / 'readme.db'}")
+    with serving_process(env, tmp_path / "make-run.log", ["make", "--no-print-directory", "run"]) as process:
+        wait_until_ready(f"http://localhost:{port}", process, timeout=120)
+        curl = subprocess.run(
+            ["curl", "-s", "-i", "-X", "POST", f"http://localhost:{port}/app"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+    assert curl.stdout.startswith("HTTP/1.1 201")
+    assert '"recorded_at"' in curl.stdout
+    assert ROOT.joinpath("README.md").read_text().count("make run") >= 1

@@ -1,0 +1,119 @@
+"""Serving on PostgreSQL as a real process: drain on SIGTERM, several workers, riding out a database outage."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.support.pg import PostgresServer, free_port, running_postgres
+from tests.support.process import PUNCHCLOCK, env_for, serving_process, wait_until_ready
+
+pytestmark = pytest.mark.postgres
+
+
+def migrated_env(postgres_url: str, **extra: str) -> dict[str, str]:
+    import subprocess
+
+    env = env_for(DATABASE_URL=postgres_url, **extra)
+    subprocess.run([*PUNCHCLOCK, "migrate"], env=env, capture_output=True, timeout=60, check=True)
+    return env
+
+
+async def test_requests_in_flight_at_sigterm_complete_and_are_stored(postgres_url: str, tmp_path: Path) -> None:
+    """Given 50 POSTs held mid-commit by a table lock, when SIGTERM arrives and the lock is released, then
+    all 50 are answered 201, their rows exist, and the process exits 0."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = migrated_env(postgres_url, PORT=str(port), PUNCHCLOCK_ACCESS_LOG="false")
+    with serving_process(env, tmp_path / "serve.log") as process:
+        await asyncio.to_thread(wait_until_ready, url, process)
+        blocker = await asyncpg.connect(postgres_url)
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("LOCK TABLE stamps IN EXCLUSIVE MODE")
+        async with httpx.AsyncClient(timeout=60) as client:
+            posts = [asyncio.create_task(client.post(f"{url}/app")) for _ in range(50)]
+            await asyncio.sleep(1)  # every POST is now waiting on the locked table
+            process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(1)
+            await transaction.rollback()
+            responses = await asyncio.gather(*posts)
+        exit_code = await asyncio.to_thread(process.wait, 30)
+        stored = {row["id"] for row in await blocker.fetch("SELECT id FROM stamps")}
+        await blocker.close()
+
+    assert [r.status_code for r in responses] == [201] * 50
+    assert {r.json()["id"] for r in responses} <= stored
+    assert exit_code == 0
+
+
+async def test_drain_delay_fails_readiness_but_keeps_serving(postgres_url: str, tmp_path: Path) -> None:
+    """During PUNCHCLOCK_DRAIN_DELAY_SECONDS after SIGTERM, /readyz is 503 while POSTs still get 201."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = migrated_env(postgres_url, PORT=str(port), PUNCHCLOCK_DRAIN_DELAY_SECONDS="3")
+    with serving_process(env, tmp_path / "serve.log") as process:
+        await asyncio.to_thread(wait_until_ready, url, process)
+        process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(timeout=10) as client:
+            ready = await client.get(f"{url}/readyz")
+            posted = await client.post(f"{url}/app")
+        exit_code = await asyncio.to_thread(process.wait, 30)
+    assert ready.status_code == 503
+    assert posted.status_code == 201
+    assert posted.headers["connection"] == "close"
+    assert exit_code == 0
+
+
+async def test_two_workers_share_the_port(postgres_url: str, tmp_path: Path) -> None:
+    """With PUNCHCLOCK_WORKERS=2, two processes serve one port and every id is distinct."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = migrated_env(postgres_url, PORT=str(port), PUNCHCLOCK_WORKERS="2")
+    with serving_process(env, tmp_path / "serve.log") as process:
+        await asyncio.to_thread(wait_until_ready, url, process)
+        async with httpx.AsyncClient() as client:
+            responses = await asyncio.gather(*(client.post(f"{url}/app") for _ in range(200)))
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(process.wait, 30) == 0
+    assert [r.status_code for r in responses].count(201) == 200
+    assert len({r.json()["id"] for r in responses}) == 200
+    assert "workers started" in (tmp_path / "serve.log").read_text()
+
+
+async def test_database_outage_answers_503_quickly_then_recovers(tmp_path: Path) -> None:
+    """Given a service on its own PostgreSQL, when the database stops, POSTs get 503 + Retry-After within the
+    failover budget and /readyz is 503; when it starts again, the same process serves 201s."""
+    with running_postgres() as pg:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = migrated_env(pg.dsn(), PORT=str(port), PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="2")
+        with serving_process(env, tmp_path / "serve.log") as process:
+            await asyncio.to_thread(wait_until_ready, url, process)
+            async with httpx.AsyncClient(timeout=30) as client:
+                assert (await client.post(f"{url}/app")).status_code == 201
+                await asyncio.to_thread(pg.stop, "immediate")
+                started = time.monotonic()
+                down = await client.post(f"{url}/app")
+                waited = time.monotonic() - started
+                not_ready = await client.get(f"{url}/readyz")
+                await asyncio.to_thread(_start, pg)
+                await asyncio.to_thread(wait_until_ready, url, process)
+                back = await client.post(f"{url}/app")
+    assert down.status_code == 503
+    assert down.headers["retry-after"].isdigit()
+    assert down.headers["content-type"] == "application/problem+json"
+    assert waited < 30  # bounded by the budget, not hanging (the budget is 2 s; the bound allows a busy machine)
+    assert not_ready.status_code == 503
+    assert back.status_code == 201
+
+
+def _start(pg: PostgresServer) -> None:
+    pg.start()

@@ -1,0 +1,66 @@
+"""Settings: the environment is read once, the brief's variables still work, secrets stay secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from punchclock.settings import CommitMode, load_settings, redact
+
+
+def test_defaults_serve_sqlite_on_port_8000(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With nothing set, punchclock uses an embedded SQLite file and port 8000."""
+    for name in ("DATABASE_URL", "DB_HOST", "PORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert (settings.dsn, settings.port, settings.is_sqlite) == ("sqlite:///punchclock.db", 8000, True)
+    assert settings.commit_mode is CommitMode.GROUP
+    assert settings.should_migrate_on_start
+
+
+def test_brief_variables_build_a_postgres_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DB_HOST, DB_PORT, DB_USERNAME, DB_PASSWORD, DB_NAME and PORT from the original brief still work."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    for name, value in {
+        "DB_HOST": "db.internal",
+        "DB_PORT": "6432",
+        "DB_USERNAME": "app",
+        "DB_PASSWORD": "p@ss:w/rd",
+        "DB_NAME": "stamps",
+        "PORT": "9000",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.dsn == "postgresql://app:p%40ss%3Aw%2Frd@db.internal:6432/stamps"
+    assert settings.port == 9000
+    assert not settings.should_migrate_on_start
+
+
+def test_secrets_come_from_files_and_never_from_repr(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """DATABASE_URL_FILE is read, and neither repr() nor redact() shows the password."""
+    secret = tmp_path / "url"
+    secret.write_text("postgresql://app:hunter2@db:5432/punchclock\n")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("DATABASE_URL_FILE", str(secret))
+    settings = load_settings()
+    assert settings.dsn == "postgresql://app:hunter2@db:5432/punchclock"
+    assert "hunter2" not in repr(settings)
+    assert redact(settings.dsn) == "postgresql://app:***@db:5432/punchclock"
+
+
+def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nonsense setting stops start-up with a message naming it."""
+    monkeypatch.setenv("PUNCHCLOCK_COMMIT_MODE", "sometimes")
+    with pytest.raises(ValidationError, match="commit_mode"):
+        load_settings()
+
+
+def test_production_refuses_several_sqlite_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite has one writer, so production refuses more than one worker on it."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("PUNCHCLOCK_ENV", "production")
+    monkeypatch.setenv("PUNCHCLOCK_WORKERS", "4")
+    with pytest.raises(ValidationError, match="single-writer"):
+        load_settings()

@@ -1,0 +1,120 @@
+"""The write path's decisions: group commit, retries with the same keys, budgets and backpressure.
+
+These drive the writer against a real SQLite store wrapped to inject failures; the HA suite proves the
+same behaviour against a real PostgreSQL failover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from punchclock.errors import DatabaseUnavailable, Overloaded, TransientStorageError
+from punchclock.metrics import Metrics
+from punchclock.settings import Settings
+from punchclock.store import NewStamp, Stored
+from punchclock.store.sqlite import SQLiteStore
+from punchclock.writer import Writer
+
+
+class CommitsThenLosesTheAnswer(SQLiteStore):
+    """Commits for real, then reports a lost connection: the 'commit outcome unknown' case."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+        self.calls: list[int] = []
+
+    async def insert(self, stamps: Sequence[NewStamp]) -> dict[str, Stored]:
+        self.calls.append(len(stamps))
+        result = await super().insert(stamps)
+        if self.failures:
+            self.failures -= 1
+            raise TransientStorageError("connection lost during COMMIT")
+        return result
+
+
+class Unreachable(SQLiteStore):
+    async def insert(self, stamps: Sequence[NewStamp]) -> dict[str, Stored]:
+        raise TransientStorageError("connection refused")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+def metrics() -> Metrics:
+    return Metrics(CollectorRegistry())
+
+
+async def started(store: SQLiteStore, metrics: Metrics, **settings: object) -> Writer:
+    await store.open()
+    await store.migrate()
+    writer = Writer(store, Settings(database_url="sqlite:///unused.db", **settings), metrics)  # type: ignore[arg-type]
+    await writer.start()
+    return writer
+
+
+@pytest.fixture
+async def flaky(tmp_path: Path) -> AsyncIterator[CommitsThenLosesTheAnswer]:
+    store = CommitsThenLosesTheAnswer(tmp_path / "db.sqlite", failures=2)
+    yield store
+    await store.close()
+
+
+async def test_concurrent_stamps_share_one_commit(tmp_path: Path, metrics: Metrics) -> None:
+    """Stamps queued while a commit runs go out together in the next one, each getting its own row."""
+    store = CommitsThenLosesTheAnswer(tmp_path / "db.sqlite", failures=0)
+    writer = await started(store, metrics, writers=1)
+    results = await asyncio.gather(*(writer.record(NewStamp(f"k{n}", now())) for n in range(200)))
+    await writer.stop(1)
+    await store.close()
+
+    assert len({r.stamp.id for r in results}) == 200
+    assert len(store.calls) < 200
+    assert sum(store.calls) == 200
+
+
+async def test_unknown_outcome_is_retried_without_duplicates(
+    flaky: CommitsThenLosesTheAnswer, metrics: Metrics
+) -> None:
+    """Given commits whose answers are lost twice, when retried, then each stamp is stored once."""
+    writer = await started(flaky, metrics)
+    results = await asyncio.gather(*(writer.record(NewStamp(f"k{n}", now())) for n in range(20)))
+    await writer.stop(1)
+
+    assert {r.stamp.id for r in results} == {s.id for s in await flaky.page(100, None)}
+    assert len(await flaky.page(100, None)) == 20
+    assert metrics.write_retries._value.get() == 2
+
+
+async def test_spent_budget_answers_503_promptly(tmp_path: Path, metrics: Metrics) -> None:
+    """With the database unreachable, a write gives up at its failover budget with a retryable 503."""
+    store = Unreachable(tmp_path / "db.sqlite")
+    writer = await started(store, metrics, failover_budget_seconds=0.3)
+    with pytest.raises(DatabaseUnavailable) as caught:
+        await asyncio.wait_for(writer.record(NewStamp("k", now())), timeout=5)
+    assert caught.value.retry_after >= 1
+    await writer.stop(1)
+    await store.close()
+
+
+async def test_full_queue_pushes_back_instead_of_growing(tmp_path: Path, metrics: Metrics) -> None:
+    """When the bounded queue is full, new stamps are refused at once with Overloaded (503)."""
+    store = Unreachable(tmp_path / "db.sqlite")
+    writer = await started(store, metrics, queue_max=5, writers=1, batch_max=1, failover_budget_seconds=2)
+    waiting = []
+    for n in range(6):  # one taken by the writer, five fill the queue
+        waiting.append(asyncio.create_task(writer.record(NewStamp(f"k{n}", now()))))
+        await asyncio.sleep(0.01)
+    with pytest.raises(Overloaded):
+        await writer.record(NewStamp("one-too-many", now()))
+    await writer.stop(0.1)
+    await asyncio.gather(*waiting, return_exceptions=True)
+    await store.close()
