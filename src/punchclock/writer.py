@@ -6,6 +6,10 @@ timer: an idle service commits a lone stamp at once, a busy one gathers the stam
 previous commit. When a commit fails because the database is unreachable or failing over, the outcome is
 unknown, so the same batch (same keys) is retried until it succeeds or every waiter's failover budget is
 spent. Keys make the retry idempotent.
+
+Once the database has failed continuously for longer than the budget, new stamps are refused at once (503
+with Retry-After) instead of each waiting out the budget, and a probe checks every half second for the
+database to take writes again.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from punchclock.errors import DatabaseUnavailable, Overloaded, TransientStorageError, Unavailable
+from punchclock.errors import DatabaseUnavailable, Overloaded, StorageError, TransientStorageError, Unavailable
 from punchclock.metrics import Metrics
 from punchclock.settings import CommitMode, Settings
 from punchclock.store import NewStamp, Store, Stored
@@ -25,6 +29,7 @@ log = structlog.get_logger("punchclock.writer")
 
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 1.0
+_PROBE_INTERVAL = 0.5
 
 
 @dataclass(slots=True)
@@ -47,6 +52,8 @@ class Writer:
         self._loops = settings.writers if settings.commit_mode is CommitMode.GROUP else settings.pool_size
         self._tasks: list[asyncio.Task[None]] = []
         self._inflight = 0  # batches taken off the queue and not yet answered
+        self._failing_since: float | None = None  # start of the current run of failed commits
+        self._probe: asyncio.Task[None] | None = None
         self._retry_after = max(1, round(self._budget / 2))
         metrics.queue_depth.set_function(self._queue.qsize)
 
@@ -58,10 +65,11 @@ class Writer:
         deadline = time.monotonic() + bound
         while (self._queue.qsize() or self._inflight) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._probe] if self._probe else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks, self._probe = [], None
         left = 0
         while not self._queue.empty():
             left += 1
@@ -71,6 +79,13 @@ class Writer:
 
     async def record(self, stamp: NewStamp) -> Stored:
         """Queue ``stamp`` and wait for its commit, at most the failover budget."""
+        if self._outage_outlasted_budget():
+            if self._probe is None or self._probe.done():
+                self._probe = asyncio.create_task(self._probe_until_writable(), name="writer-probe")
+            raise DatabaseUnavailable(
+                f"the database has not taken writes for over {self._budget:g} s; failing fast until it does",
+                self._retry_after,
+            )
         pending = _Pending(stamp, time.monotonic() + self._budget)
         try:
             self._queue.put_nowait(pending)
@@ -83,6 +98,21 @@ class Writer:
             raise DatabaseUnavailable(
                 f"the database did not accept the write within {self._budget:g} s", self._retry_after
             ) from None
+
+    def _outage_outlasted_budget(self) -> bool:
+        return self._failing_since is not None and time.monotonic() - self._failing_since > self._budget
+
+    async def _probe_until_writable(self) -> None:
+        log.warning("database unavailable for longer than the failover budget; failing writes fast and probing")
+        while self._outage_outlasted_budget():
+            try:
+                await self._store.check_writable()
+            except Exception as exc:
+                log.debug("probe: database still unavailable", reason=str(exc))
+                await asyncio.sleep(_PROBE_INTERVAL)
+            else:
+                self._failing_since = None
+                log.info("probe: database takes writes again; accepting stamps")
 
     async def _run(self) -> None:
         while True:
@@ -106,8 +136,19 @@ class Writer:
             started = time.perf_counter()
             try:
                 stored = await self._store.insert([pending.stamp for pending in batch])
-            except TransientStorageError as exc:
+            except Exception as exc:
+                # A StorageError that is not transient is final. Anything else (a lost connection, or an
+                # error nobody foresaw) leaves the outcome unknown: retry with the same keys.
+                if isinstance(exc, StorageError) and not isinstance(exc, TransientStorageError):
+                    self._metrics.db_errors.labels(kind="error").inc()
+                    log.exception("commit failed and will not be retried", stamps=len(batch))
+                    for pending in batch:
+                        _reject(pending, exc)
+                    return
+                self._failing_since = self._failing_since or time.monotonic()
                 self._metrics.db_errors.labels(kind="transient").inc()
+                if not isinstance(exc, TransientStorageError):
+                    log.error("unexpected error from the store; treating the outcome as unknown", exc_info=exc)
                 batch = self._expire(batch)
                 if not batch:
                     log.warning("giving up on a batch: every waiter's failover budget is spent", reason=str(exc))
@@ -123,12 +164,7 @@ class Writer:
                 self._metrics.write_retries.inc()
                 await asyncio.sleep(delay)
                 continue
-            except Exception as exc:
-                self._metrics.db_errors.labels(kind="error").inc()
-                log.exception("commit failed and will not be retried", stamps=len(batch))
-                for pending in batch:
-                    _reject(pending, exc)
-                return
+            self._failing_since = None
             self._metrics.observe_commit(
                 len(batch), time.perf_counter() - started, sum(1 for s in stored.values() if s.created)
             )

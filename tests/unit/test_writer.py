@@ -118,3 +118,70 @@ async def test_full_queue_pushes_back_instead_of_growing(tmp_path: Path, metrics
     await writer.stop(0.1)
     await asyncio.gather(*waiting, return_exceptions=True)
     await store.close()
+
+
+class Switchable(SQLiteStore):
+    """A real SQLite store that can be made unreachable and brought back."""
+
+    down = False
+
+    async def insert(self, stamps: Sequence[NewStamp]) -> dict[str, Stored]:
+        if self.down:
+            raise TransientStorageError("connection refused")
+        return await super().insert(stamps)
+
+    async def check_writable(self) -> None:
+        if self.down:
+            raise TransientStorageError("connection refused")
+        await super().check_writable()
+
+
+async def test_long_outage_fails_fast_then_recovers(tmp_path: Path, metrics: Metrics) -> None:
+    """Given an outage longer than the budget, new stamps are refused at once; when the database returns,
+    a probe notices and stamps are accepted again without a restart."""
+    store = Switchable(tmp_path / "db.sqlite")
+    writer = await started(store, metrics, failover_budget_seconds=0.3)
+    store.down = True
+    with pytest.raises(DatabaseUnavailable):
+        await writer.record(NewStamp("during-outage", now()))
+    await asyncio.sleep(0.4)  # the outage has now outlasted the budget
+
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with pytest.raises(DatabaseUnavailable, match="failing fast"):
+        await writer.record(NewStamp("fast", now()))
+    assert loop.time() - began < 0.2
+
+    store.down = False
+    for _ in range(50):
+        try:
+            stored = await writer.record(NewStamp("after", now()))
+            break
+        except DatabaseUnavailable:
+            await asyncio.sleep(0.1)
+    assert stored.created
+    await writer.stop(1)
+    await store.close()
+
+
+class Buggy(SQLiteStore):
+    """Fails once with an error nobody foresaw, after committing."""
+
+    failed = False
+
+    async def insert(self, stamps: Sequence[NewStamp]) -> dict[str, Stored]:
+        result = await super().insert(stamps)
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("driver bug")
+        return result
+
+
+async def test_unforeseen_store_error_is_retried_not_a_500(tmp_path: Path, metrics: Metrics) -> None:
+    """An unexpected exception from the store is treated as an unknown outcome: retried, stored once."""
+    store = Buggy(tmp_path / "db.sqlite")
+    writer = await started(store, metrics)
+    stored = await writer.record(NewStamp("k", now()))
+    await writer.stop(1)
+    assert [s.id for s in await store.page(10, None)] == [stored.stamp.id]
+    await store.close()

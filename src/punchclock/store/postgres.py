@@ -107,7 +107,8 @@ class PostgresStore:
             with _translated():
                 yield conn
         except TransientStorageError:
-            conn.terminate()
+            with contextlib.suppress(asyncpg.InterfaceError):  # already detached when the connection died
+                conn.terminate()
             raise
         finally:
             await self.pool.release(conn)
