@@ -48,6 +48,7 @@ def http_run(
         rss_mb=rss.peak_process_mb,
         rss_total_mb=rss.peak_total_mb,
         server_processes=rss.processes,
+        server_cpu_s=round(rss.cpu_seconds, 2),
         rows_new=rows_new,
         rows_match=(rows_new == load.ok) if rows_new is not None else None,
     )
@@ -89,7 +90,7 @@ def summary(m: Measurement) -> str:
         f"non-2xx {load.non_2xx}  socket errors {load.socket_errors}"
     )
     if m.rss_mb is not None:
-        text += f"  RSS {m.rss_mb:.0f} MB"
+        text += f"  RSS {m.rss_mb:.0f} MB  server CPU {m.server_cpu_us_per_request} µs/req"
     if m.rows_match is not None:
         text += f"  rows {m.rows_new} {'==' if m.rows_match else '!='} 2xx {load.ok}"
     return text

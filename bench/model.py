@@ -40,8 +40,16 @@ class Measurement:
     rss_mb: float | None = None  # peak RSS of the largest server process
     rss_total_mb: float | None = None  # peak RSS summed over the server's processes
     server_processes: int | None = None
+    server_cpu_s: float | None = None  # CPU time the server used during the measured run
     rows_new: int | None = None  # rows the run added to the table
     rows_match: bool | None = None  # rows_new == ok (None when the run writes nothing)
+
+    @property
+    def server_cpu_us_per_request(self) -> float | None:
+        """Server CPU per completed request: a cost figure that other load on the machine barely moves."""
+        if self.server_cpu_s is None or not self.load.requests:
+            return None
+        return round(self.server_cpu_s / self.load.requests * 1e6, 1)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -50,5 +58,6 @@ class Measurement:
             **data,
             "rps": round(self.load.rps, 1),
             "ok": self.load.ok,
+            "server_cpu_us_per_request": self.server_cpu_us_per_request,
             **{key: (round(value, 3) if isinstance(value, float) else value) for key, value in load.items()},
         }

@@ -75,6 +75,18 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ticks(pid: int) -> int:
+    """User plus system CPU time a process has used, in clock ticks (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and all its descendants (workers of a multi-process server)."""
     tree, pending = [], [pid]
@@ -88,7 +100,8 @@ def process_tree(pid: int) -> list[int]:
 
 
 class RssSampler:
-    """Samples the RSS of a process tree in the background; ``peak_process_mb`` and ``peak_total_mb``."""
+    """Samples the RSS of a process tree in the background (``peak_process_mb``, ``peak_total_mb``) and
+    the CPU time it used between enter and exit (``cpu_seconds``)."""
 
     def __init__(self, pid: int, interval: float = 0.25) -> None:
         self.pid = pid
@@ -96,12 +109,17 @@ class RssSampler:
         self.peak_process_kib = 0
         self.peak_total_kib = 0
         self.processes = 0
+        self._ticks: dict[int, int] = {}
+        self.cpu_seconds = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            sizes = [rss_kib(pid) for pid in process_tree(self.pid)]
+            tree = process_tree(self.pid)
+            for pid in tree:
+                self._ticks.setdefault(pid, cpu_ticks(pid))
+            sizes = [rss_kib(pid) for pid in tree]
             if sizes:
                 self.peak_process_kib = max(self.peak_process_kib, *sizes)
                 self.peak_total_kib = max(self.peak_total_kib, sum(sizes))
@@ -109,12 +127,15 @@ class RssSampler:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssSampler:
+        self._ticks = {pid: cpu_ticks(pid) for pid in process_tree(self.pid)}
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        used = sum(max(0, cpu_ticks(pid) - start) for pid, start in self._ticks.items())
+        self.cpu_seconds = used / CLOCK_TICKS
 
     @property
     def peak_process_mb(self) -> float:

@@ -123,13 +123,26 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
                 str(run["non_2xx"]),
                 str(run["socket_errors"]),
                 _cell(run["rss_mb"], "{:.0f}"),
+                _cell(run.get("server_cpu_us_per_request"), "{:.0f}"),
                 check,
             ]
         )
     return rows
 
 
-HEADER = ["run", "conns", "req/s", "p50 ms", "p99 ms", "p99.9 ms", "non-2xx", "sock err", "RSS MB", "rows"]
+HEADER = [
+    "run",
+    "conns",
+    "req/s",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "non-2xx",
+    "sock err",
+    "RSS MB",
+    "CPU µs/req",
+    "rows",
+]
 
 
 def text_table(results: dict[str, Any]) -> str:
