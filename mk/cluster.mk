@@ -5,7 +5,8 @@ CLUSTER := $(BIN)/python -m deploy.cluster
 
 .PHONY: cluster-up cluster-status cluster-down test-ha
 
-cluster-up: install ## start etcd x3, Patroni/PostgreSQL x3, HAProxy and 2 punchclock instances on loopback
+# `dev`, not `install`: `uv sync --no-dev` would strip the test tools from a shared .venv.
+cluster-up: dev ## start etcd x3, Patroni/PostgreSQL x3, HAProxy and 2 punchclock instances on loopback
 	scripts/apt-ensure $(CLUSTER_APT_PACKAGES)
 	$(CLUSTER) up
 
