@@ -6,9 +6,10 @@ PCBACKUP := PYTHONPATH=deploy/backup $(BIN)/python -m pcbackup --state $(BACKUP_
 TYPE ?= incr
 TARGET ?=
 DEST ?=
+BACKUP_SET ?=
 DRILL ?= cluster
 
-.PHONY: backup restore restore-discard restore-drill backup-info backup-verify backup-metrics
+.PHONY: backup restore restore-discard restore-release restore-drill backup-info backup-verify backup-metrics
 
 backup: install ## back up the cluster with pgBackRest: TYPE=full|diff|incr (default incr; full when none exists)
 	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
@@ -16,10 +17,13 @@ backup: install ## back up the cluster with pgBackRest: TYPE=full|diff|incr (def
 
 restore: install ## restore the latest backup, or TARGET="2026-11-27 10:00:00+00", into a new data dir on its own port
 	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
-	$(PCBACKUP) restore $(if $(TARGET),--target "$(TARGET)") $(if $(DEST),--dest "$(DEST)")
+	$(PCBACKUP) restore $(if $(TARGET),--target "$(TARGET)") $(if $(BACKUP_SET),--set "$(BACKUP_SET)") $(if $(DEST),--dest "$(DEST)")
 
 restore-discard: ## stop a copy made by make restore and delete it: DEST=<directory printed by make restore>
 	$(PCBACKUP) discard "$(DEST)"
+
+restore-release: ## strip a restored copy's isolation settings and stop it so a new cluster can adopt it: DEST=<dir>
+	$(PCBACKUP) release "$(DEST)"
 
 restore-drill: install ## backup, write, restore to a point in time, verify row-exact, report RPO/RTO (DRILL=standalone: private server)
 	scripts/apt-ensure $(BACKUP_APT_PACKAGES)

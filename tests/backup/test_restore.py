@@ -30,6 +30,24 @@ def test_latest_restore_is_an_isolated_running_copy(backed_up: Source, scratch: 
     assert keys == [f"before-backup-{n}" for n in range(5)]
 
 
+def test_released_copy_keeps_no_restore_settings(backed_up: Source, scratch: Path) -> None:
+    """Given a restored copy, when released for adoption, then it is stopped with an empty postgresql.auto.conf
+    and no recovery.signal, ready for a Patroni node to take over."""
+    restored = restore(backed_up.br, scratch / "copy")
+    try:
+        restored.instance.release()
+        data = restored.instance.data_dir
+        settings = [
+            line
+            for line in (data / "postgresql.auto.conf").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
+        state = (settings, (data / "recovery.signal").exists(), (data / "postmaster.pid").exists())
+    finally:
+        restored.instance.remove()
+    assert state == ([], False, False)
+
+
 def test_missing_backup_set_is_reported_and_nothing_is_left(backed_up: Source, scratch: Path) -> None:
     """Given a backup label that is not in the repository, then restore fails naming it and leaves no copy."""
     with pytest.raises(BackupError, match="20990101-000000F"):

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pcbackup._proc import run_as_postgres
 from pcbackup.config import Node, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +36,39 @@ def test_template_placeholders_are_the_agreed_five() -> None:
     """Given the template, then it asks for exactly repo_path, log_path, lock_path, spool_path and pg_nodes."""
     template = string.Template((REPO_ROOT / "deploy" / "backup" / "pgbackrest.conf.tmpl").read_text())
     assert set(template.get_identifiers()) == {"repo_path", "log_path", "lock_path", "spool_path", "pg_nodes"}
+
+
+def test_s3_sample_is_a_valid_pgbackrest_configuration(scratch: Path) -> None:
+    """Given the production S3 sample, then pgBackRest reads it and sees the bucket and encryption settings."""
+    sample = scratch / "pgbackrest.conf"
+    sample.write_text((REPO_ROOT / "deploy" / "backup" / "pgbackrest-s3.conf.sample").read_text())
+    sample.chmod(0o644)
+    env = {
+        "PGBACKREST_REPO1_CIPHER_PASS": "test",
+        "PGBACKREST_REPO1_S3_KEY": "k",
+        "PGBACKREST_REPO1_S3_KEY_SECRET": "s",
+    }
+    shown = {}
+    for option in ("repo-type", "repo-s3-bucket", "repo-cipher-type", "archive-async"):
+        result = run_as_postgres(
+            [
+                "env",
+                *(f"{k}={v}" for k, v in env.items()),
+                "pgbackrest",
+                f"--config={sample}",
+                "--stanza=punchclock",
+                "help",
+                "archive-push",
+                option,
+            ]
+        )
+        shown[option] = re.findall(r"current: (\S+)", result.stdout)
+    assert shown == {
+        "repo-type": ["s3"],
+        "repo-s3-bucket": ["example-punchclock-backups"],
+        "repo-cipher-type": ["aes-256-cbc"],
+        "archive-async": ["true"],
+    }
 
 
 def test_timers_schedule_weekly_full_and_daily_differential() -> None:

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -54,6 +55,10 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser("verify", help="check every file in the repository against its checksum")
     discard = commands.add_parser("discard", help="stop a restored copy and delete its directory")
     discard.add_argument("dest", type=Path)
+    release = commands.add_parser(
+        "release", help="strip a restored copy's isolation settings and stop it, for adoption"
+    )
+    release.add_argument("dest", type=Path)
     return top
 
 
@@ -199,15 +204,27 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_discard(args: argparse.Namespace) -> int:
-    dest = args.dest.resolve()
-    if (
-        not (dest / "data" / "postgresql.auto.conf").exists()
-        or "pcbackup restore" not in (dest / "data" / "postgresql.auto.conf").read_text()
-    ):
+def restored_copy(dest: Path) -> Instance:
+    """A copy made by ``pcbackup restore`` (refuses anything else), with its current port."""
+    auto = dest.resolve() / "data" / "postgresql.auto.conf"
+    text = auto.read_text() if auto.exists() else ""
+    if "pcbackup restore" not in text:
         raise BackupError(f"{dest} is not a copy made by pcbackup restore; not touching it")
-    Instance(dest, 0).remove()
-    print(f"stopped and removed {dest}")
+    ports = re.findall(r"^port = (\d+)$", text, re.MULTILINE)
+    return Instance(dest.resolve(), int(ports[-1]))
+
+
+def cmd_discard(args: argparse.Namespace) -> int:
+    restored_copy(args.dest).remove()
+    print(f"stopped and removed {args.dest}")
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    copy = restored_copy(args.dest)
+    copy.release()
+    print(f"{copy.data_dir} is stopped, with no restore settings left: move it into place as the first node's")
+    print("data directory and start that node alone (docs/backup.md, 'We lost the whole cluster').")
     return 0
 
 
@@ -229,6 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "drill": cmd_drill,
         "metrics": cmd_metrics,
         "discard": cmd_discard,
+        "release": cmd_release,
         "info": cmd_info,
         "verify": cmd_verify,
     }

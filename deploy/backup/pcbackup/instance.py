@@ -112,6 +112,20 @@ class Instance:
                 timeout=90,
             )
 
+    def release(self) -> None:
+        """Undo the isolation: drop every postgresql.auto.conf setting (ours and pgBackRest's recovery ones) and
+        stop cleanly, leaving a data directory a Patroni node can adopt as the new cluster's leader."""
+        db = self.db("postgres")
+        if db.in_recovery():
+            raise BackupError("the copy is still in recovery; wait until it accepts writes before releasing it")
+        db.query("ALTER SYSTEM RESET ALL")
+        db.query("CHECKPOINT")
+        self.stop()
+        if (self.data_dir / "postmaster.pid").exists():
+            raise BackupError(f"the copy in {self.base_dir} did not stop")
+        for leftover in ("recovery.signal", "standby.signal"):
+            (self.data_dir / leftover).unlink(missing_ok=True)
+
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.base_dir, ignore_errors=True)
