@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shlex
 import shutil
 from pathlib import Path
 from string import Template
@@ -51,7 +52,8 @@ def patroni_config(layout: Layout, name: str) -> str:
         superuser_password=db["superuser_password"],
         replication_user=db["replication_user"],
         replication_password=db["replication_password"],
-        pgbackrest_config=layout.pgbackrest_config,
+        pgbackrest_config=shlex.quote(layout.pgbackrest_config),
+        archive_pg_path=shlex.quote(node.data_dir),
         stanza=layout.stanza,
     )
 
