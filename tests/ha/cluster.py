@@ -144,15 +144,19 @@ class Cluster:
         except OSError:
             return 0
 
+    def _stats(self) -> list[dict[str, str]]:
+        url = f"http://127.0.0.1:{self.layout.haproxy['stats_port']}/;csv"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            text = response.read().decode().lstrip("# ")
+        return [row for row in csv.DictReader(io.StringIO(text)) if row["svname"] not in ("FRONTEND", "BACKEND")]
+
     def balancer_servers(self) -> dict[str, str]:
         """HAProxy's view: ``{"backend/server": "UP" | "DOWN" | ...}`` from its CSV stats page."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.layout.haproxy['stats_port']}/;csv", timeout=2) as r:
-            text = r.read().decode().lstrip("# ")
-        return {
-            f"{row['pxname']}/{row['svname']}": row["status"]
-            for row in csv.DictReader(io.StringIO(text))
-            if row["svname"] not in ("FRONTEND", "BACKEND")
-        }
+        return {f"{row['pxname']}/{row['svname']}": row["status"] for row in self._stats()}
+
+    def in_flight(self, app: str) -> int:
+        """Requests HAProxy has open on instance ``app`` right now (its current sessions, both backends)."""
+        return sum(int(row["scur"] or 0) for row in self._stats() if row["svname"] == app)
 
     def wait_app_in_balancer(self, name: str, timeout: float = 30) -> None:
         patroni.wait(

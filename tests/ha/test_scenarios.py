@@ -92,13 +92,14 @@ def test_killed_instance_is_routed_around(settled: Cluster, report: dict[str, ob
         load.mark_event()
         pid = cluster.pid(victim)
         assert pid
+        in_flight = cluster.in_flight(victim)
         cluster.kill_pid(pid)
         load.wait_acknowledged(100, timeout=30)
         cluster.wait_app_in_balancer(victim, 60)
         time.sleep(AFTER_EVENT)
     # Then at most the requests in flight on it failed, and nothing acknowledged is lost
     verdict = verify(load.outcome, cluster.leader_dsn())
-    record(report, verdict, load.outcome, killed=victim, in_flight_bound=WORKERS)
+    record(report, verdict, load.outcome, killed=victim, in_flight_at_kill=in_flight, clients=WORKERS)
     assert (verdict.lost, verdict.duplicates) == (0, 0)
     assert verdict.failed <= WORKERS
 
