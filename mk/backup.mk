@@ -1,6 +1,6 @@
 # pgBackRest backups of the PostgreSQL cluster: backup, point-in-time restore, the restore drill, metrics.
 BACKUP_APT_PACKAGES := pgbackrest postgresql-15
-TEST_APT_PACKAGES += $(BACKUP_APT_PACKAGES) prometheus
+TEST_APT_PACKAGES += $(BACKUP_APT_PACKAGES)
 BACKUP_STATE ?= .state/cluster
 PCBACKUP := PYTHONPATH=deploy/backup $(BIN)/python -m pcbackup --state $(BACKUP_STATE)
 TYPE ?= incr

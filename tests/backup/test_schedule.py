@@ -1,4 +1,6 @@
-"""The VM schedule (systemd units), the alert rules and the make targets that drive pcbackup."""
+"""The pgBackRest configuration, the VM schedule (systemd units) and the make targets that drive pcbackup.
+
+The alert rules' promtool tests run with the other rule files in tests/deploy/test_monitoring_rules.py."""
 
 from __future__ import annotations
 
@@ -98,28 +100,6 @@ def test_calendar_expressions_are_valid() -> None:
             ["systemd-analyze", "calendar", expression], capture_output=True, text=True, check=False, timeout=30
         )
         assert (timer.name, result.returncode) == (timer.name, 0), result.stderr
-
-
-def test_backup_alert_rules_pass_their_promtool_tests() -> None:
-    """Given the backup rules and their tests, then promtool checks and unit-tests them successfully."""
-    if not shutil.which("promtool"):
-        pytest.fail("promtool is not installed; run `make test`, which installs it (Debian package prometheus)")
-    monitoring = REPO_ROOT / "deploy" / "monitoring"
-    check = subprocess.run(
-        ["promtool", "check", "rules", str(monitoring / "rules" / "backup.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    tests = subprocess.run(
-        ["promtool", "test", "rules", str(monitoring / "tests" / "backup_test.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert (check.returncode, tests.returncode) == (0, 0), check.stdout + tests.stdout + tests.stderr
 
 
 def test_make_targets_are_documented() -> None:
