@@ -173,12 +173,20 @@ def test_database_down_answers_503_then_recovers(settled: Cluster, report: dict[
     # When every database node is stopped
     cluster.stop(*(node.name for node in cluster.layout.nodes))
     wait_until(lambda: cluster.readyz() == 503, 60, "/readyz to turn 503")
-    started = time.monotonic()
-    response = httpx.post(f"{cluster.url}/app", timeout=60)
-    answered = time.monotonic() - started
-    # Then POST answers 503 with Retry-After, quickly
-    assert response.status_code == 503
-    assert response.headers.get("retry-after")
+    # Then every POST answers 503 with Retry-After, none later than the failover budget;
+    # and once the outage has outlasted the budget, at once
+    answers = []
+    outage_started = time.monotonic()
+    while time.monotonic() - outage_started < FAILOVER_BUDGET_SECONDS + 10:
+        started = time.monotonic()
+        response = httpx.post(f"{cluster.url}/app", timeout=60)
+        answers.append(
+            (round(time.monotonic() - started, 3), response.status_code, response.headers.get("retry-after"))
+        )
+        time.sleep(0.2)
+    assert {status for _, status, _ in answers} == {503}
+    assert all(retry_after for _, _, retry_after in answers)
+    assert max(seconds for seconds, _, _ in answers) < FAILOVER_BUDGET_SECONDS + 3
     # When the nodes come back
     restarted = time.monotonic()
     cluster.start(*(node.name for node in cluster.layout.nodes))
@@ -187,13 +195,14 @@ def test_database_down_answers_503_then_recovers(settled: Cluster, report: dict[
     # Then POST works again, served by the same processes
     assert httpx.post(f"{cluster.url}/app", timeout=30).status_code == 201
     assert {app.name: cluster.pid(app.name) for app in cluster.layout.apps} == app_pids
+    late = [seconds for seconds, _, _ in answers[1:]]
     report.update(
-        post_answer_seconds=round(answered, 3),
-        status=response.status_code,
-        retry_after=response.headers.get("retry-after"),
+        posts_during_outage=len(answers),
+        first_answer_seconds=answers[0][0],
+        slowest_later_answer_seconds=max(late, default=None),
+        retry_after=answers[-1][2],
         recovered_seconds=round(recovered, 1),
     )
-    assert answered < FAILOVER_BUDGET_SECONDS + 3
 
 
 @full_only
