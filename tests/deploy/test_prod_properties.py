@@ -197,3 +197,16 @@ def test_each_apply_phase_carries_what_it_needs(prod: list[Manifest]) -> None:
     needs |= {("ConfigMap", ref["configMapRef"]["name"]) for c in job["containers"] for ref in c["envFrom"]}
     assert needs | {("Job", one(prod, "Job")["metadata"]["name"])} <= migrations
     assert not any(kind in {"Deployment", "HorizontalPodAutoscaler"} for kind, _ in migrations)
+
+
+def test_mounted_secrets_are_readable_by_the_non_root_user(prod: list[Manifest]) -> None:
+    """A pod mounting a Secret as a non-root user sets fsGroup and gives that group read access, since
+    Secret files belong to root."""
+    for workload, pod in pod_specs(prod):
+        context = pod.get("securityContext", {})
+        for volume in pod.get("volumes", []):
+            if "secret" not in volume:
+                continue
+            mode = volume["secret"].get("defaultMode", 0o644)
+            assert context.get("fsGroup") == context.get("runAsGroup"), workload
+            assert mode & 0o040, f"{workload}: {volume['name']} mode {mode:o} is not group-readable"
