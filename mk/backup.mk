@@ -8,6 +8,7 @@ TARGET ?=
 DEST ?=
 BACKUP_SET ?=
 DRILL ?= cluster
+TEXTFILE_DIR ?=
 
 .PHONY: backup restore restore-discard restore-release restore-drill backup-info backup-verify backup-metrics
 
@@ -35,5 +36,5 @@ backup-info: ## list the backups and WAL archive in the pgBackRest repository
 backup-verify: ## check every file in the pgBackRest repository against its checksum
 	$(PCBACKUP) verify
 
-backup-metrics: ## print backup and WAL archive freshness in Prometheus text format
-	$(PCBACKUP) metrics
+backup-metrics: ## print backup and WAL archive freshness in Prometheus text format (TEXTFILE_DIR=<dir>: write there)
+	$(PCBACKUP) metrics $(if $(TEXTFILE_DIR),--textfile-dir "$(TEXTFILE_DIR)")

@@ -42,7 +42,8 @@ class Instance:
             conf.write_text(pattern.sub(r"# disabled by pcbackup restore: \1 =", conf.read_text()))
         hba = self.data_dir / "pg_hba.conf"
         inherited = hba.read_text() if hba.exists() else ""
-        hba.write_text("local all postgres peer\n" + inherited)
+        # The socket lives in base_dir (mode 0700, owned by postgres), so only postgres and root can reach it.
+        hba.write_text("local all all trust\n" + inherited)
         ident = self.data_dir / "pg_ident.conf"
         if not ident.exists():
             ident.write_text("")
