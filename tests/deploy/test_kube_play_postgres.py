@@ -1,0 +1,99 @@
+"""The rendered migration Job and Deployment against a real PostgreSQL, played by podman: the Job migrates the
+schema from the credentials file the operator's Secret would provide, then the Deployment serves a stamp that
+lands in PostgreSQL.
+
+What differs from a cluster, and only that: the pods use the host's network (the throwaway server listens on
+loopback only) on a free port, and the Secret volume is a host directory holding the same `uri` file (podman
+4.3 writes kube Secret values still base64-encoded)."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.http import stamp_round_trip, wait_until_ready
+from tests.deploy.manifests import Manifest, one
+from tests.deploy.podman import Podman
+from tests.support.pg import PostgresServer, free_port, running_postgres
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+
+def on_host(pod: Manifest, image: str, port: int, credentials: Path) -> Manifest:
+    """A pod spec changed to run under podman on the host network with a file in place of the Secret."""
+    pod = copy.deepcopy(pod)
+    pod["hostNetwork"] = True
+    for volume in pod["volumes"]:
+        if "secret" in volume:
+            del volume["secret"]
+            volume["hostPath"] = {"path": str(credentials), "type": "Directory"}
+    for container in pod["containers"]:
+        container.update(image=image, imagePullPolicy="Never")
+        container.pop("ports", None)  # host networking publishes nothing
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            if probe in container:
+                container[probe]["httpGet"]["port"] = port
+    return pod
+
+
+@contextmanager
+def played(podman: Podman, manifests: list[Manifest], path: Path) -> Iterator[None]:
+    path.write_text(yaml.safe_dump_all(manifests))
+    podman.run("kube", "play", str(path))
+    try:
+        yield
+    finally:
+        podman.run("kube", "down", str(path), check=False)
+
+
+@pytest.fixture
+def postgres() -> Iterator[PostgresServer]:
+    with running_postgres() as server:
+        yield server
+
+
+def test_migration_job_then_deployment_record_a_stamp_in_postgres(
+    podman: Podman,
+    app_image: str,
+    rendered: dict[str, list[Manifest]],
+    postgres: PostgresServer,
+    tmp_path: Path,
+) -> None:
+    """Given a fresh PostgreSQL, when the migration Job's pod runs and then the Deployment, a POSTed stamp
+    is stored in PostgreSQL's stamps table."""
+    dev, suffix, port = rendered["dev"], uuid.uuid4().hex[:8], free_port()
+    credentials = tmp_path / "db-credentials"
+    credentials.mkdir()
+    credentials.chmod(0o755)
+    (credentials / "uri").write_text(postgres.dsn() + "\n")
+    (credentials / "uri").chmod(0o644)
+    config = copy.deepcopy(one(dev, "ConfigMap"))
+    config["data"].update(PORT=str(port), PUNCHCLOCK_HOST="127.0.0.1")
+    job = one(dev, "Job")["spec"]["template"]
+    migrate = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"punchclock-test-migrate-{suffix}", "labels": job["metadata"]["labels"]},
+        "spec": on_host(job["spec"], app_image, port, credentials),
+    }
+    deployment = copy.deepcopy(one(dev, "Deployment", "punchclock"))
+    deployment["metadata"]["name"] = f"punchclock-test-{suffix}"
+    template = deployment["spec"]["template"]
+    template["spec"] = on_host(template["spec"], app_image, port, credentials)
+
+    with played(podman, [config, migrate], tmp_path / "migrate.yaml"):
+        (container,) = job["spec"]["containers"]
+        exit_code = podman.run("wait", f"{migrate['metadata']['name']}-{container['name']}", timeout=120)
+        assert exit_code.stdout.strip() == "0"
+    with played(podman, [config, deployment], tmp_path / "app.yaml"):
+        url = f"http://127.0.0.1:{port}"
+        wait_until_ready(url)
+        receipt, stamp = stamp_round_trip(url)
+        assert stamp == receipt
+    assert postgres.psql(f"SELECT count(*) FROM stamps WHERE id = {receipt['id']}").strip() == "1"
