@@ -4,6 +4,7 @@ read-only root filesystem, keeps them on its /data volume, and exits cleanly on 
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,3 +82,23 @@ def test_stamps_survive_replacing_the_container(podman: Podman, app_image: str) 
             assert httpx.get(f"{url}/app/{receipt['id']}", timeout=10).json() == receipt
     finally:
         podman.run("volume", "rm", "--force", volume, check=False)
+
+
+def test_sigterm_reaches_the_server_which_drains_before_exiting(podman: Podman, app_image: str) -> None:
+    """Given a drain delay, SIGTERM turns /readyz to 503 at once while stamps are still recorded, then the
+    container exits 0: the signal reaches the server itself, not a shell in between."""
+    drain = ["--env", "PUNCHCLOCK_DRAIN_DELAY_SECONDS=3"]
+    with container(podman, app_image, *HARDENED, *drain) as (name, url):
+        wait_until_ready(url)
+        podman.run("kill", "--signal", "TERM", name)
+        assert _eventually_status(f"{url}/readyz", 503)
+        assert httpx.post(f"{url}/app", timeout=10).status_code == 201
+        assert int(podman.run("wait", name, timeout=60).stdout.strip()) == 0
+
+
+def _eventually_status(url: str, status: int, attempts: int = 20) -> bool:
+    for _ in range(attempts):
+        if httpx.get(url, timeout=2).status_code == status:
+            return True
+        time.sleep(0.05)
+    return False
