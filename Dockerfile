@@ -31,14 +31,6 @@ COPY src ./src
 RUN /opt/uv/bin/uv sync --frozen --no-dev --no-editable
 
 FROM ${BASE_IMAGE} AS runtime
-ARG VERSION=0.1.0
-ARG REVISION=unknown
-LABEL org.opencontainers.image.title="punchclock" \
-      org.opencontainers.image.description="Records a durable timestamp for every POST /app." \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.licenses="MIT" \
-      org.opencontainers.image.source="https://github.com/punchclock/punchclock"
 # A fixed numeric user, so Kubernetes' runAsNonRoot can verify it without a passwd lookup.
 RUN groupadd --system --gid 10001 punchclock \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
@@ -63,3 +55,12 @@ EXPOSE 8000
 # Exec form: the server is PID 1 and receives SIGTERM itself, which starts its drain.
 ENTRYPOINT ["punchclock"]
 CMD ["serve"]
+# Last, so a new revision reuses every layer above.
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="punchclock" \
+      org.opencontainers.image.description="Records a durable timestamp for every POST /app." \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.source="https://github.com/punchclock/punchclock"

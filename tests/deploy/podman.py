@@ -22,6 +22,7 @@ import resource
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,8 +182,16 @@ def _import_rootfs(podman: Podman) -> None:
 def build_app_image(podman: Podman, tag: str) -> None:
     """Build the repository's Dockerfile on the local base image, then drop superseded builds older than a
     day so the cache does not grow without bound."""
-    podman.build(REPO, tag, {"BASE_IMAGE": ensure_base_image(podman)})
+    build_args = {"BASE_IMAGE": ensure_base_image(podman), **_version_args()}
+    podman.build(REPO, tag, build_args)
     podman.run("image", "prune", "--force", "--filter", "until=24h", check=False)
+
+
+def _version_args() -> dict[str, str]:
+    """VERSION from pyproject.toml and REVISION from git, for the image's OCI labels."""
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    git = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=False)
+    return {"VERSION": version, "REVISION": git.stdout.strip() or "unknown"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,11 +14,12 @@ import httpx
 import pytest
 
 from tests.deploy.http import stamp_round_trip, wait_until_ready
-from tests.deploy.podman import Podman
+from tests.deploy.podman import REPO, Podman
 from tests.support.pg import free_port
 
 pytestmark = pytest.mark.slow
 
+PYPROJECT = REPO / "pyproject.toml"
 HARDENED = ["--read-only", "--cap-drop=ALL", "--security-opt=no-new-privileges"]
 
 
@@ -51,7 +53,8 @@ def test_image_metadata_declares_a_non_root_server(podman: Podman, app_image: st
     assert "Healthcheck" not in config
     labels = config["Labels"]
     assert labels["org.opencontainers.image.title"] == "punchclock"
-    assert labels["org.opencontainers.image.version"]
+    assert labels["org.opencontainers.image.version"] == tomllib.loads(PYPROJECT.read_text())["project"]["version"]
+    assert labels["org.opencontainers.image.revision"] != "unknown"
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["PUNCHCLOCK_HOST"] == "0.0.0.0"  # noqa: S104 - all interfaces of the container's own netns
     assert "DATABASE_URL" not in env
