@@ -10,7 +10,7 @@ BACKUP_SET ?=
 DRILL ?= cluster
 TEXTFILE_DIR ?=
 
-.PHONY: backup restore restore-discard restore-release restore-drill backup-info backup-verify backup-metrics
+.PHONY: backup restore restore-discard restore-release restore-drill test-backup-cluster backup-info backup-verify backup-metrics
 
 backup: install ## back up the cluster with pgBackRest: TYPE=full|diff|incr (default incr; full when none exists)
 	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
@@ -29,6 +29,10 @@ restore-release: ## strip a restored copy's isolation settings and stop it so a 
 restore-drill: install ## backup, write, restore to a point in time, verify row-exact, report RPO/RTO (DRILL=standalone: private server)
 	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
 	$(PCBACKUP) drill $(if $(filter standalone,$(DRILL)),--standalone) --report .state/restore-drill.json
+
+test-backup-cluster: dev ## the backup scenarios on a real cluster: drill via the API, after a failover, the lost-cluster runbook
+	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))
+	PUNCHCLOCK_BACKUP_CLUSTER=1 $(BIN)/pytest tests/backup/test_cluster.py $(PYTEST_ARGS)
 
 backup-info: ## list the backups and WAL archive in the pgBackRest repository
 	$(PCBACKUP) info

@@ -1,0 +1,123 @@
+"""Backups on the real HA cluster: the drill through the API, after a failover, and the lost-cluster runbook.
+
+These scenarios start their own cluster (about two minutes in all), so they run with
+``make test-backup-cluster`` rather than in ``make test``, whose restore drill uses a private server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pcbackup.restore import restore
+from pcbackup.sources import Source, load_cluster
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TOOLS = ("etcd", "patroni", "haproxy", "supervisord", "pgbackrest")
+
+pytestmark = [pytest.mark.ha, pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+@pytest.fixture(scope="module")
+def state() -> Iterator[Path]:
+    """A running cluster (etcd x3, Patroni x3, HAProxy, two punchclock instances) in its own state directory."""
+    if os.environ.get("PUNCHCLOCK_BACKUP_CLUSTER") != "1":
+        pytest.skip("the cluster form of the backup tests runs with `make test-backup-cluster`")
+    if os.geteuid() != 0 or any(shutil.which(tool) is None for tool in TOOLS):
+        pytest.skip("needs root and the cluster's Debian packages (make test-backup-cluster installs them)")
+    from deploy.cluster import lifecycle
+
+    path = Path(tempfile.mkdtemp(prefix="punchclock-backup-ha-"))
+    path.chmod(0o755)
+    try:
+        lifecycle.up(path / "cluster", apps=2)
+        yield path / "cluster"
+    finally:
+        lifecycle.down(path / "cluster", purge=True)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def pcbackup(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "deploy" / "backup")}
+    return subprocess.run(
+        [sys.executable, "-m", "pcbackup", "--state", str(state), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def drill(state: Path) -> dict[str, Any]:
+    report = state.parent / "drill.json"
+    result = pcbackup(state, "drill", "--scratch", str(state.parent), "--report", str(report))
+    assert result.returncode == 0, result.stderr + result.stdout
+    return dict(json.loads(report.read_text()))
+
+
+def post(url: str, key: str) -> dict[str, Any]:
+    response = httpx.post(f"{url}/app", headers={"Idempotency-Key": key}, timeout=30)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def test_drill_on_the_cluster_writes_through_the_api_and_is_row_exact(state: Path) -> None:
+    """Given the running cluster, when the drill runs, then it wrote through the service and the copy is exact."""
+    report = drill(state)
+    assert (report["ok"], report["source"], report["writer"]) == (True, "cluster", "api")
+    assert (report["missing"], report["restored_after_target"], report["unknown"]) == ([], [], [])
+
+
+def test_backups_and_drill_keep_working_after_the_leader_crashes(state: Path) -> None:
+    """Given a backup, when the leader's machine crashes and Patroni promotes another node, then a backup from the
+    new leader succeeds and the drill passes on the new timeline."""
+    from deploy.cluster.layout import Layout
+
+    from tests.ha.cluster import Cluster
+
+    cluster = Cluster(Layout.load(state))
+    assert pcbackup(state, "backup", "--type", "full").returncode == 0
+    old = cluster.wait_leader()
+    cluster.kill_node(old)
+    new = cluster.wait_leader(timeout=90, other_than=old)
+    backup = pcbackup(state, "backup", "--type", "incr")
+    report = drill(state)
+    cluster.start(old)
+    assert (new != old, backup.returncode) == (True, 0), backup.stderr
+    assert report["ok"] is True
+
+
+def test_lost_cluster_runbook_brings_every_stamp_back(state: Path) -> None:
+    """Given acknowledged stamps, when every node's and etcd's data is lost, then restoring the latest backup,
+    releasing it into pg1 and starting the cluster again serves the same stamps under the same keys."""
+    from deploy.cluster import lifecycle
+
+    source: Source = load_cluster(state)
+    url = str(source.app_url)
+    receipts = {f"runbook-{n}": post(url, f"runbook-{n}") for n in range(10)}
+    source.seal()
+    spec = json.loads((state / "cluster.json").read_text())
+    lifecycle.down(state)
+    lost = state.parent / "lost"
+    lost.mkdir()
+    for index, node in enumerate(spec["nodes"]):
+        shutil.move(node["data_dir"], lost / f"pg{index + 1}")
+    for member in spec["etcd"]:
+        shutil.move(member["data_dir"], lost / Path(member["data_dir"]).name)
+    copy = restore(source.br, state.parent / "restored")
+    copy.instance.release()
+    shutil.move(copy.instance.data_dir, spec["nodes"][0]["data_dir"])
+    lifecycle.up(state, apps=2)
+    replayed = {key: post(url, key) for key in receipts}
+    assert replayed == receipts
