@@ -20,7 +20,7 @@ import yaml
 from tests.deploy.http import stamp_round_trip, wait_until_ready
 from tests.deploy.manifests import Manifest, one
 from tests.deploy.podman import Podman
-from tests.support.pg import PostgresServer, free_port, running_postgres
+from tests.support.pg import PostgresServer, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -52,17 +52,12 @@ def played(podman: Podman, manifests: list[Manifest], path: Path) -> Iterator[No
         podman.run("kube", "down", str(path), check=False)
 
 
-@pytest.fixture
-def postgres() -> Iterator[PostgresServer]:
-    with running_postgres() as server:
-        yield server
-
-
 def test_migration_job_then_deployment_record_a_stamp_in_postgres(
     podman: Podman,
     app_image: str,
     rendered: dict[str, list[Manifest]],
-    postgres: PostgresServer,
+    postgres_server: PostgresServer,
+    postgres_url: str,
     tmp_path: Path,
 ) -> None:
     """Given a fresh PostgreSQL, when the migration Job's pod runs and then the Deployment, a POSTed stamp
@@ -71,7 +66,7 @@ def test_migration_job_then_deployment_record_a_stamp_in_postgres(
     credentials = tmp_path / "db-credentials"
     credentials.mkdir()
     credentials.chmod(0o755)
-    (credentials / "uri").write_text(postgres.dsn() + "\n")
+    (credentials / "uri").write_text(postgres_url + "\n")
     (credentials / "uri").chmod(0o644)
     config = copy.deepcopy(one(dev, "ConfigMap"))
     config["data"].update(PORT=str(port), PUNCHCLOCK_HOST="127.0.0.1")
@@ -96,4 +91,6 @@ def test_migration_job_then_deployment_record_a_stamp_in_postgres(
         wait_until_ready(url)
         receipt, stamp = stamp_round_trip(url)
         assert stamp == receipt
-    assert postgres.psql(f"SELECT count(*) FROM stamps WHERE id = {receipt['id']}").strip() == "1"
+    database = postgres_url.rsplit("/", 1)[1]
+    count = postgres_server.psql(f"SELECT count(*) FROM stamps WHERE id = {receipt['id']}", database=database)
+    assert count.strip() == "1"
