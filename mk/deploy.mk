@@ -27,6 +27,7 @@ base-image: dev ## make the local podman base image (debootstrap bookworm + pyth
 image: dev ## build the container image with podman on the local base image (IMAGE=localhost/punchclock:dev)
 	scripts/apt-ensure $(DEPLOY_APT_PACKAGES)
 	$(BIN)/python -m tests.deploy.podman image $(IMAGE)
+	@echo 'run it: eval "$$($(BIN)/python -m tests.deploy.podman env)"; podman run --rm -p 127.0.0.1:8000:8000 $(IMAGE)'
 
 manifests: ## render every Kustomize overlay to .state/k8s/<overlay>.yaml (MANIFESTS_OUT=...)
 	mkdir -p $(MANIFESTS_OUT)

@@ -8,6 +8,7 @@ a fresh clone reuses it.
 
     python -m tests.deploy.podman base-image      # make the base image unless it is cached
     python -m tests.deploy.podman image TAG       # build the Dockerfile on top of it
+    eval "$(python -m tests.deploy.podman env)"   # point podman at that storage: podman run ... TAG
 """
 
 from __future__ import annotations
@@ -200,10 +201,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub.add_parser("base-image", help="make the local Python base image unless it is cached")
     image = sub.add_parser("image", help="build the Dockerfile on the local base image")
     image.add_argument("tag")
+    sub.add_parser("env", help="print the shell exports that make podman use this storage")
     args = parser.parse_args(argv)
     podman = configure()
     if args.command == "base-image":
         print(ensure_base_image(podman))
+    elif args.command == "env":
+        for name in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF"):
+            print(f"export {name}={podman.env()[name]}")
     else:
         build_app_image(podman, args.tag)
         print(args.tag)
