@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -15,6 +17,20 @@ sys.path.insert(0, str(REPO_ROOT / "deploy" / "backup"))
 
 from pcbackup.sources import Source, standalone  # noqa: E402 - needs the path above
 from pcbackup.writers import STAMPS_DDL, SqlWriter  # noqa: E402
+
+
+def pcbackup(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m pcbackup ARGS`` as make does, from the repository root."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "deploy" / "backup")}
+    return subprocess.run(
+        [sys.executable, "-m", "pcbackup", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def postgres_readable_dir(prefix: str) -> Path:

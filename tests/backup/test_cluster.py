@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,8 @@ import pytest
 from pcbackup.restore import restore
 from pcbackup.sources import Source, load_cluster
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.backup.conftest import pcbackup
+
 TOOLS = ("etcd", "patroni", "haproxy", "supervisord", "pgbackrest")
 
 pytestmark = [pytest.mark.ha, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -46,22 +45,9 @@ def state() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def pcbackup(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "deploy" / "backup")}
-    return subprocess.run(
-        [sys.executable, "-m", "pcbackup", "--state", str(state), *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
 def drill(state: Path) -> dict[str, Any]:
     report = state.parent / "drill.json"
-    result = pcbackup(state, "drill", "--scratch", str(state.parent), "--report", str(report))
+    result = pcbackup("--state", str(state), "drill", "--scratch", str(state.parent), "--report", str(report))
     assert result.returncode == 0, result.stderr + result.stdout
     return dict(json.loads(report.read_text()))
 
@@ -87,11 +73,11 @@ def test_backups_and_drill_keep_working_after_the_leader_crashes(state: Path) ->
     from tests.ha.cluster import Cluster
 
     cluster = Cluster(Layout.load(state))
-    assert pcbackup(state, "backup", "--type", "full").returncode == 0
+    assert pcbackup("--state", str(state), "backup", "--type", "full").returncode == 0
     old = cluster.wait_leader()
     cluster.kill_node(old)
     new = cluster.wait_leader(timeout=90, other_than=old)
-    backup = pcbackup(state, "backup", "--type", "incr")
+    backup = pcbackup("--state", str(state), "backup", "--type", "incr")
     report = drill(state)
     cluster.start(old)
     assert (new != old, backup.returncode) == (True, 0), backup.stderr

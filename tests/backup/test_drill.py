@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.backup.conftest import pcbackup
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -19,27 +16,8 @@ def test_quick_drill_restores_exactly_the_stamps_before_the_target(scratch: Path
     """Given a private server archiving to pgBackRest, when the drill writes 10 stamps, notes the target and writes
     10 more, then the point-in-time copy holds exactly the first 10 and the drill reports RPO and RTO."""
     report_file = scratch / "drill.json"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "deploy" / "backup")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pcbackup",
-            "drill",
-            "--standalone",
-            "--count",
-            "10",
-            "--scratch",
-            str(scratch),
-            "--report",
-            str(report_file),
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+    result = pcbackup(
+        "drill", "--standalone", "--count", "10", "--scratch", str(scratch), "--report", str(report_file), timeout=240
     )
     assert result.returncode == 0, result.stderr + result.stdout
     report = json.loads(report_file.read_text())
