@@ -29,8 +29,7 @@ def test_every_config_key_is_a_punchclock_setting(rendered: dict[str, list[Manif
 def test_settings_load_from_the_config_and_the_operator_secret(
     rendered: dict[str, list[Manifest]], overlay: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Given the ConfigMap as environment and the Secret's `uri` as a file, punchclock uses that PostgreSQL
-    URI, listens on every interface of the pod, and leaves migrations to the Job."""
+    """Given the ConfigMap and the Secret's `uri` file, punchclock uses that URI and leaves migrations to the Job."""
     config = dict(one(rendered[overlay], "ConfigMap")["data"])
     secret = tmp_path / "uri"
     secret.write_text(OPERATOR_URI + "\n")

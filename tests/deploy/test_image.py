@@ -88,8 +88,7 @@ def test_stamps_survive_replacing_the_container(podman: Podman, app_image: str) 
 
 
 def test_sigterm_reaches_the_server_which_drains_before_exiting(podman: Podman, app_image: str) -> None:
-    """Given a drain delay, SIGTERM turns /readyz to 503 at once while stamps are still recorded, then the
-    container exits 0: the signal reaches the server itself, not a shell in between."""
+    """SIGTERM reaches the server itself: /readyz turns 503, stamps still record, then it exits 0."""
     drain = ["--env", "PUNCHCLOCK_DRAIN_DELAY_SECONDS=3"]
     with container(podman, app_image, *HARDENED, *drain) as (name, url):
         wait_until_ready(url)

@@ -43,8 +43,7 @@ def playable(dev: list[Manifest], image: str, port: int) -> list[Manifest]:
 def test_dev_deployment_serves_a_stamp_under_kube_play(
     podman: Podman, app_image: str, rendered: dict[str, list[Manifest]], tmp_path: Path
 ) -> None:
-    """Given the rendered dev Deployment played by podman, a stamp POSTed to it is read back, the pod runs as
-    the manifest's non-root user on a read-only root, and its preStop command exists in the image."""
+    """Given the dev Deployment under kube play, a stamp is recorded as user 10001 on a read-only root."""
     port = free_port()
     manifests = playable(rendered["dev"], app_image, port)
     kube_file = tmp_path / "punchclock-dev.yaml"

@@ -60,8 +60,7 @@ def test_migration_job_then_deployment_record_a_stamp_in_postgres(
     postgres_url: str,
     tmp_path: Path,
 ) -> None:
-    """Given a fresh PostgreSQL, when the migration Job's pod runs and then the Deployment, a POSTed stamp
-    is stored in PostgreSQL's stamps table."""
+    """Given a fresh database, the Job's pod migrates it and then the Deployment stores a stamp in it."""
     dev, suffix, port = rendered["dev"], uuid.uuid4().hex[:8], free_port()
     credentials = tmp_path / "db-credentials"
     credentials.mkdir()

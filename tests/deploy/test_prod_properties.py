@@ -180,8 +180,7 @@ def test_app_is_reachable_only_from_the_ingress_controller_and_prometheus(prod: 
 
 
 def test_each_apply_phase_carries_what_it_needs(prod: list[Manifest]) -> None:
-    """Applying by component (database, then config+migrations, then the rest) gives the migration Job its
-    ConfigMap and ServiceAccount in the same phase, as docs/kubernetes.md's install order assumes."""
+    """The config+migrations apply phase holds the Job's ConfigMap and ServiceAccount, and no app rollout."""
 
     def phase(*components: str) -> set[tuple[str, str]]:
         return {
@@ -200,8 +199,7 @@ def test_each_apply_phase_carries_what_it_needs(prod: list[Manifest]) -> None:
 
 
 def test_mounted_secrets_are_readable_by_the_non_root_user(prod: list[Manifest]) -> None:
-    """A pod mounting a Secret as a non-root user sets fsGroup and gives that group read access, since
-    Secret files belong to root."""
+    """Pods mounting a Secret set fsGroup and a group-readable mode, since Secret files belong to root."""
     for workload, pod in pod_specs(prod):
         context = pod.get("securityContext", {})
         for volume in pod.get("volumes", []):

@@ -38,8 +38,7 @@ def test_image_uses_the_uv_version_of_the_makefile() -> None:
 
 
 def test_checkov_fails_no_check(rendered: dict[str, list[Manifest]], tmp_path: Path) -> None:
-    """checkov, offline, fails no check on the rendered overlays, the recovery manifest and the Dockerfile;
-    each skipped check is justified where it is skipped."""
+    """checkov fails no check on the overlays, the recovery manifest and the Dockerfile (skips justified inline)."""
     if not CHECKOV.exists():
         pytest.skip(f"checkov is not installed at {CHECKOV}: `make checkov` creates it")
     for overlay, manifests in rendered.items():
