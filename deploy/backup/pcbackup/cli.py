@@ -1,4 +1,4 @@
-"""pcbackup's command line: backup, restore, drill, metrics, info, verify, discard."""
+"""pcbackup's command line: backup, restore, discard, release, drill, metrics, info, verify."""
 
 from __future__ import annotations
 
@@ -84,8 +84,9 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def cmd_restore(args: argparse.Namespace) -> int:
     dest = args.dest or Path(".state/restore") / time.strftime("%Y%m%dT%H%M%S")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.parent.chmod(0o755)
+    if not dest.parent.exists():
+        dest.parent.mkdir(parents=True)
+        dest.parent.chmod(0o755)  # postgres must reach the copy's directory below it
     br = repository(args)
     if args.target:
         try:
@@ -121,9 +122,10 @@ def drill_writer(
         wait_ready(source.app_url)
         yield ApiWriter(source.app_url), "api"
         return
-    cli = service.punchclock_cli() if args.writer != "sql" else None
+    cli = service.punchclock_cli() if args.writer != "sql" and source.database_url else None
     if cli:
-        service.migrate(cli, source.database_url)
+        if private:
+            service.migrate(cli, source.database_url)
         with service.serving(cli, source.database_url, log_dir / "punchclock.log") as url:
             yield ApiWriter(url), "api"
         return
