@@ -65,7 +65,7 @@ def create_app(
     app = Starlette(
         routes=[
             *StampsAPI(writer, store, settings, clock).routes(),
-            *HealthAPI(store, metrics, lifecycle, settings.ready_timeout_seconds).routes(),
+            *HealthAPI(writer, metrics, lifecycle, settings.ready_timeout_seconds).routes(),
             *openapi.ROUTES,
         ],
         exception_handlers=problems.HANDLERS,

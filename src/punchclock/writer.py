@@ -99,6 +99,13 @@ class Writer:
                 f"the database did not accept the write within {self._budget:g} s", self._retry_after
             ) from None
 
+    async def check_writable(self) -> None:
+        """The store's write check; a pass also ends an outage, so writes resume without waiting for the probe."""
+        await self._store.check_writable()
+        if self._failing_since is not None:
+            self._failing_since = None
+            log.info("database takes writes again; accepting stamps")
+
     def _outage_outlasted_budget(self) -> bool:
         return self._failing_since is not None and time.monotonic() - self._failing_since > self._budget
 
@@ -106,13 +113,10 @@ class Writer:
         log.warning("database unavailable for longer than the failover budget; failing writes fast and probing")
         while self._outage_outlasted_budget():
             try:
-                await self._store.check_writable()
+                await self.check_writable()
             except Exception as exc:
                 log.debug("probe: database still unavailable", reason=str(exc))
                 await asyncio.sleep(_PROBE_INTERVAL)
-            else:
-                self._failing_since = None
-                log.info("probe: database takes writes again; accepting stamps")
 
     async def _run(self) -> None:
         while True:

@@ -13,14 +13,14 @@ from starlette.routing import Route
 from punchclock.lifecycle import Lifecycle
 from punchclock.metrics import Metrics
 from punchclock.problems import problem
-from punchclock.store import Store
+from punchclock.writer import Writer
 
 log = structlog.get_logger("punchclock.health")
 
 
 class HealthAPI:
-    def __init__(self, store: Store, metrics: Metrics, lifecycle: Lifecycle, timeout: float) -> None:
-        self.store = store
+    def __init__(self, writer: Writer, metrics: Metrics, lifecycle: Lifecycle, timeout: float) -> None:
+        self.writer = writer
         self.metrics = metrics
         self.lifecycle = lifecycle
         self.timeout = timeout
@@ -44,7 +44,7 @@ class HealthAPI:
             reason = "draining: shutting down"
         else:
             try:
-                await asyncio.wait_for(self.store.check_writable(), timeout=self.timeout)
+                await asyncio.wait_for(self.writer.check_writable(), timeout=self.timeout)
             except TimeoutError:
                 reason = f"the database did not answer a write check within {self.timeout:g} s"
             except Exception as exc:
