@@ -33,7 +33,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             top.plot([results["connections"]], [results[key]], marker, label=label)
     top.set_ylabel("requests per second")
     top.set_ylim(bottom=0)
-    top.legend(fontsize="small", loc="lower right")
+    top.legend(fontsize="small", loc="best")
     top.grid(alpha=0.3)
     bottom.plot(conns, [run["p99_ms"] for run in sweep], "o-", label="POST /app p99, group commit")
     bottom.plot(conns, [run["p50_ms"] for run in sweep], ".--", label="p50")
@@ -43,7 +43,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     bottom.set_xlabel("concurrent connections")
     bottom.set_xscale("log", base=2)
     bottom.set_xticks(conns, [str(c) for c in conns])
-    bottom.legend(fontsize="small", loc="upper left")
+    bottom.legend(fontsize="small", loc="best")
     bottom.grid(alpha=0.3, which="both")
     machine = results["machine"]
     fig.suptitle(

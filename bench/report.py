@@ -145,10 +145,27 @@ HEADER = [
 ]
 
 
-def text_table(results: dict[str, Any]) -> str:
-    """The results as an aligned plain-text table, then ratios and targets."""
-    rows = [HEADER, *table_rows(results)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
+SCAN_HEADER = ["GET /app", "rows in table", "page starts after", "req/s", "p50 ms", "p99 ms", "non-2xx"]
+
+
+def scan_rows(results: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            f"{point['page']} page of {point['limit']}",
+            f"{point['rows']:,}",
+            f"{point['depth']:,} rows",
+            _cell(point["rps"]),
+            _cell(point["p50_ms"], "{:.2f}"),
+            _cell(point["p99_ms"], "{:.2f}"),
+            str(point["non_2xx"]),
+        ]
+        for point in results.get("scan", [])
+    ]
+
+
+def _aligned(header: list[str], body: list[list[str]]) -> list[str]:
+    rows = [header, *body]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [
         "  ".join(
             cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
@@ -156,6 +173,14 @@ def text_table(results: dict[str, Any]) -> str:
         for row in rows
     ]
     lines.insert(1, "-" * len(lines[0]))
+    return lines
+
+
+def text_table(results: dict[str, Any]) -> str:
+    """The results as aligned plain-text tables, then ratios and targets."""
+    lines = _aligned(HEADER, table_rows(results))
+    if results.get("scan"):
+        lines += ["", *_aligned(SCAN_HEADER, scan_rows(results))]
     lines.append("")
     lines.extend(_verdicts(results))
     return "\n".join(lines)
@@ -165,6 +190,9 @@ def markdown_table(results: dict[str, Any]) -> str:
     """The same table in Markdown, for docs/performance.md."""
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] + ["---:"] * (len(HEADER) - 1)) + "|"]
     lines.extend("| " + " | ".join(row) + " |" for row in table_rows(results))
+    if results.get("scan"):
+        lines += ["", "| " + " | ".join(SCAN_HEADER) + " |", "|" + "|".join(["---"] + ["---:"] * 6) + "|"]
+        lines.extend("| " + " | ".join(row) + " |" for row in scan_rows(results))
     lines.append("")
     lines.extend(f"- {line}" for line in _verdicts(results))
     return "\n".join(lines)
