@@ -65,6 +65,7 @@ def pgbench_run(
     rows: RowCount,
 ) -> Measurement:
     """pgbench's one-row commits; new rows must equal the committed transactions."""
+    headline = connections == settings.connections
     say(f"bench: pgbench one-row INSERT per transaction, {connections} clients, {settings.seconds}s")
     if settings.warmup_seconds:
         run_pgbench(server, connections, settings.warmup_seconds, work_dir, log, record=False)
@@ -72,7 +73,7 @@ def pgbench_run(
     load = run_pgbench(server, connections, settings.seconds, work_dir, log)
     rows_new = settled(rows) - before
     result = Measurement(
-        name="pgbench_commit",
+        name="pgbench_commit" if headline else f"pgbench_commit_c{connections}",
         label="pgbench: one-row INSERT per transaction",
         connections=connections,
         load=load,

@@ -51,6 +51,13 @@ class Measurement:
             return None
         return round(self.server_cpu_s / self.load.requests * 1e6, 1)
 
+    @property
+    def server_cores(self) -> float | None:
+        """CPU cores the server kept busy on average: near 1.0 per process means it was CPU-bound."""
+        if self.server_cpu_s is None or not self.load.window_s:
+            return None
+        return round(self.server_cpu_s / self.load.window_s, 2)
+
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         load = data.pop("load")
@@ -59,5 +66,6 @@ class Measurement:
             "rps": round(self.load.rps, 1),
             "ok": self.load.ok,
             "server_cpu_us_per_request": self.server_cpu_us_per_request,
+            "server_cores": self.server_cores,
             **{key: (round(value, 3) if isinstance(value, float) else value) for key, value in load.items()},
         }

@@ -65,6 +65,8 @@ def build(
         "healthz_rps": _rps(healthz),
         "sqlite_post_app_rps": _rps(_find(runs, "post_app_sqlite")),
         "post_app_no_access_log_rps": _rps(_find(runs, "post_app_group_no_access_log")),
+        "post_app_2_workers_rps": _rps(_find(runs, "post_app_group_2_workers")),
+        "pgbench_one_client_tps": _rps(_find(runs, "pgbench_commit_c1")),
         "ratio_vs_pgbench": _ratio(_rps(post), _rps(pgbench)),
         "ratio_vs_healthz": _ratio(_rps(post), _rps(healthz)),
         "server_rss_mb": max(rss) if rss else None,
@@ -124,6 +126,7 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
                 str(run["socket_errors"]),
                 _cell(run["rss_mb"], "{:.0f}"),
                 _cell(run.get("server_cpu_us_per_request"), "{:.0f}"),
+                _cell(run.get("server_cores"), "{:.2f}"),
                 check,
             ]
         )
@@ -141,6 +144,7 @@ HEADER = [
     "sock err",
     "RSS MB",
     "CPU µs/req",
+    "srv cores",
     "rows",
 ]
 

@@ -27,7 +27,11 @@ HEALTHZ = "GET /healthz (no database)"
 # Variants of POST /app at the headline concurrency, each on a service of its own: (name, label, settings).
 POST_VARIANTS = [
     ("post_app_per_request", "POST /app, per-request commit", {"PUNCHCLOCK_COMMIT_MODE": "per-request"}),
+]
+# Informative runs beside the headline ones (BENCH_EXTRA_RUNS): what logging and a second process change.
+EXTRA_POST_VARIANTS = [
     ("post_app_group_no_access_log", "POST /app, group commit, no access log", {"PUNCHCLOCK_ACCESS_LOG": "false"}),
+    ("post_app_group_2_workers", "POST /app, group commit, 2 workers", {"PUNCHCLOCK_WORKERS": "2"}),
 ]
 
 
@@ -47,13 +51,13 @@ def measure_all(settings: BenchSettings, work: Path) -> tuple[list[Measurement],
         migrate(dsn, log)
         rows = postgres_rows(pg)
         runs.append(pgbench_run(pg, conns, settings, work / "pgbench", log, rows))
+        if settings.extra_runs and conns != 1:  # one client: bound by the latency of one WAL flush
+            runs.append(pgbench_run(pg, 1, settings, work / "pgbench", log, rows))
         with running_service(dsn, work / "serve-group.log", workers) as svc:
             runs.append(http_run("healthz", HEALTHZ, svc, "GET", "/healthz", conns, settings, log))
             for c in [conns, *sorted(set(settings.sweep) - {conns})]:
                 post(f"post_app_group_c{c}", "POST /app, group commit", svc, c, rows)
-        for name, label, overrides in POST_VARIANTS:
-            if name.endswith("no_access_log") and not settings.access_log_off_run:
-                continue
+        for name, label, overrides in POST_VARIANTS + (EXTRA_POST_VARIANTS if settings.extra_runs else []):
             with running_service(dsn, work / f"serve-{name}.log", {**workers, **overrides}) as svc:
                 post(name, label, svc, conns, rows)
         if settings.scan_rows:

@@ -29,7 +29,7 @@ class BenchSettings:
     tail_seconds: int = 2  # BENCH_TAIL_SECONDS: idle end of each wrk run, for the last requests to finish
     scan_seconds: int = 3  # BENCH_SCAN_SECONDS: duration of each list-latency run
     workers: int = 1  # BENCH_WORKERS: PUNCHCLOCK_WORKERS of the measured service
-    access_log_off_run: bool = True  # BENCH_ACCESS_LOG_OFF: also measure group commit without access log
+    extra_runs: bool = True  # BENCH_EXTRA_RUNS: also pgbench at 1 client, no access log, 2 workers
     results_dir: Path = field(default=RESULTS_DIR)  # BENCH_RESULTS_DIR: where latest.json and the plot go
 
     @classmethod
@@ -48,6 +48,6 @@ class BenchSettings:
             tail_seconds=int(env.get("BENCH_TAIL_SECONDS", base.tail_seconds)),
             scan_seconds=int(env.get("BENCH_SCAN_SECONDS", base.scan_seconds)),
             workers=int(env.get("BENCH_WORKERS", base.workers)),
-            access_log_off_run=_flag(env.get("BENCH_ACCESS_LOG_OFF", "1")),
+            extra_runs=_flag(env.get("BENCH_EXTRA_RUNS", "1")),
             results_dir=Path(env.get("BENCH_RESULTS_DIR", str(base.results_dir))),
         )

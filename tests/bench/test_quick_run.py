@@ -33,7 +33,7 @@ QUICK = {
     "BENCH_SCAN_ROWS": "2000",
     "BENCH_SCAN_SECONDS": "1",
     "BENCH_TAIL_SECONDS": "1",
-    "BENCH_ACCESS_LOG_OFF": "0",
+    "BENCH_EXTRA_RUNS": "0",
 }
 
 
