@@ -41,6 +41,7 @@ def cluster() -> Iterator[Cluster]:
         yield Cluster(layout)
     finally:
         if (state / "cluster.json").exists():
+            Cluster(Layout.load(state)).heal()
             keep = os.environ.get("PUNCHCLOCK_HA_KEEP_LOGS")
             if keep:
                 shutil.copytree(state / "log", Path(keep) / state.name, dirs_exist_ok=True)
@@ -72,6 +73,3 @@ def record(report: dict[str, object], verdict: Verdict, outcome: Outcome, **extr
     report.update(vars(verdict), failures_by_status=dict(statuses), **extra)
     report["longest_stall"] = round(verdict.longest_stall, 2)
     report["p99"] = round(verdict.p99, 3)
-
-
-__all__ = ["FULL", "Layout", "record"]
