@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.support.pg import PostgresServer
 
-from bench.model import LoadResult, Measurement
+from bench.model import LoadResult, Measurement, rows_agree
 from bench.pgbench import run_pgbench
 from bench.processes import RssSampler
 from bench.rows import RowCount, settled
@@ -50,7 +50,7 @@ def http_run(
         server_processes=rss.processes,
         server_cpu_s=round(rss.cpu_seconds, 2),
         rows_new=rows_new,
-        rows_match=(rows_new == load.ok) if rows_new is not None else None,
+        rows_match=rows_agree(rows_new, load) if rows_new is not None else None,
     )
     say("       " + summary(result))
     return result
@@ -93,5 +93,7 @@ def summary(m: Measurement) -> str:
     if m.rss_mb is not None:
         text += f"  RSS {m.rss_mb:.0f} MB  server CPU {m.server_cpu_us_per_request} µs/req"
     if m.rows_match is not None:
-        text += f"  rows {m.rows_new} {'==' if m.rows_match else '!='} 2xx {load.ok}"
+        text += f"  rows {m.rows_new} {'==' if m.rows_new == load.ok else '!='} 2xx {load.ok}"
+        if load.unfinished:
+            text += f" ({load.unfinished} unanswered at the end: raise BENCH_TAIL_SECONDS)"
     return text

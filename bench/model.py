@@ -18,6 +18,7 @@ class LoadResult:
     p99_ms: float
     p999_ms: float
     max_ms: float
+    unfinished: int = 0  # requests still unanswered when the load generator stopped (see stamp.lua)
 
     @property
     def ok(self) -> int:
@@ -27,6 +28,13 @@ class LoadResult:
     @property
     def rps(self) -> float:
         return self.requests / self.window_s if self.window_s > 0 else 0.0
+
+
+def rows_agree(rows_new: int, load: LoadResult) -> bool:
+    """Every 2xx left a row and no row exists without a request: exactly ``ok`` rows, or, when some
+    requests were still unanswered as the load generator stopped (their outcome unknown to it), between
+    ``ok`` and ``ok + unfinished``."""
+    return load.ok <= rows_new <= load.ok + load.unfinished
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,7 @@ class Measurement:
     server_processes: int | None = None
     server_cpu_s: float | None = None  # CPU time the server used during the measured run
     rows_new: int | None = None  # rows the run added to the table
-    rows_match: bool | None = None  # rows_new == ok (None when the run writes nothing)
+    rows_match: bool | None = None  # rows_new == ok (None when the run writes nothing); see rows_agree
 
     @property
     def server_cpu_us_per_request(self) -> float | None:

@@ -112,8 +112,8 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
     for run in results["runs"]:
         check = "-" if run["rows_match"] is None else ("ok" if run["rows_match"] else "MISMATCH")
-        if run["rows_new"] is not None and not run["rows_match"]:
-            check += f" ({run['rows_new']} rows, {run['ok']} 2xx)"
+        if run["rows_new"] is not None and run["rows_new"] != run["ok"]:
+            check += f" ({run['rows_new']} rows, {run['ok']} 2xx, {run.get('unfinished', 0)} unanswered)"
         rows.append(
             [
                 run["label"],

@@ -1,11 +1,12 @@
 -- wrk script for punchclock's benchmark: one request shape per run, a hard end to sending.
 --
--- Usage: wrk ... -s stamp.lua URL -- METHOD PATH SECONDS
+-- Usage: wrk ... -s stamp.lua URL -- METHOD PATH SECONDS CONNECTIONS
 --   Every connection sends METHOD PATH back to back for SECONDS, then stops sending and lets its
 --   last request finish. wrk's own -d must be a little longer than SECONDS; in that idle tail no
 --   request is in flight, so after wrk exits the server holds no half-answered request and the
 --   rows in the database can be compared exactly with the 2xx responses counted here.
--- done() prints one line "WRK_RESULT {json}" for the harness.
+-- done() prints one line "WRK_RESULT {json}" for the harness, with "unfinished": connections whose last
+-- request had not been answered when wrk stopped (0 unless the tail was too short for the slowest request).
 
 local ffi = require("ffi")
 ffi.cdef [[
@@ -24,7 +25,6 @@ end
 -- Main (setup/done) environment.
 local threads = {}
 local started = nil
-local window = nil
 
 function setup(thread)
   if started == nil then
@@ -37,12 +37,14 @@ end
 -- Thread environment.
 local deadline = nil
 last_done = 0
-sent_after = 0
+parked = 0 -- connections of this thread that finished their last request and stopped sending
+connections = 0 -- all threads' connections together
 
 function init(args)
   local method = args[1] or "GET"
   local path = args[2] or "/"
   local seconds = tonumber(args[3] or "10")
+  connections = tonumber(args[4] or "0")
   deadline = start + seconds
   -- Setting the wrk table (no request() function) keeps the request static: no Lua call per request.
   wrk.method = method
@@ -63,20 +65,25 @@ function delay()
   if t > last_done then
     last_done = t
   end
+  parked = parked + 1
   return 3600000 -- past the deadline: send nothing more
 end
 
 function done(summary, latency, requests)
   local last = started
+  local stopped = 0
+  local connections = threads[1]:get("connections")
   for _, thread in ipairs(threads) do
     local t = thread:get("last_done")
     if t ~= nil and t > last then
       last = t
     end
+    stopped = stopped + (thread:get("parked") or 0)
   end
   local e = summary.errors
   local fields = {
     string.format('"requests": %d', summary.requests),
+    string.format('"unfinished": %d', math.max(0, connections - stopped)),
     string.format('"window_s": %.6f', last - started),
     string.format('"errors_connect": %d', e.connect),
     string.format('"errors_read": %d', e.read),

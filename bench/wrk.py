@@ -40,6 +40,7 @@ def run_wrk(
         method,
         path,
         str(seconds),
+        str(connections),
     ]
     out = log.with_suffix(".out")
     out.unlink(missing_ok=True)
@@ -69,6 +70,7 @@ def parse_wrk(text: str) -> LoadResult:
                 + data["errors_read"]
                 + data["errors_write"]
                 + data["errors_timeout"],
+                unfinished=data["unfinished"],
                 p50_ms=data["p50_us"] / 1000,
                 p99_ms=data["p99_us"] / 1000,
                 p999_ms=data["p999_us"] / 1000,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.model import LoadResult, Measurement
+from bench.model import LoadResult, Measurement, rows_agree
 from bench.pgbench import parse_pgbench, percentile
 from bench.report import build, markdown_table
 from bench.settings import BenchSettings
@@ -10,9 +10,9 @@ from bench.wrk import parse_wrk
 
 WRK_OUTPUT = """Running 4s test @ http://127.0.0.1:1234
   2 threads and 64 connections
-WRK_RESULT {"requests": 40000, "window_s": 2.000000, "errors_connect": 0, "errors_read": 1, "errors_write": 0, \
-"errors_status": 3, "errors_timeout": 2, "latency_mean_us": 1500.0, "latency_max_us": 9000, "p50_us": 1200, \
-"p90_us": 2000, "p99_us": 4000, "p999_us": 8000}
+WRK_RESULT {"requests": 40000, "unfinished": 0, "window_s": 2.000000, "errors_connect": 0, "errors_read": 1, \
+"errors_write": 0, "errors_status": 3, "errors_timeout": 2, "latency_mean_us": 1500.0, "latency_max_us": 9000, \
+"p50_us": 1200, "p90_us": 2000, "p99_us": 4000, "p999_us": 8000}
 """
 
 PGBENCH_OUTPUT = """transaction type: insert_one.sql
@@ -95,7 +95,24 @@ def test_one_mismatched_run_fails_rows_match() -> None:
         Measurement("post_app_sqlite", "sqlite", 64, load(100), rows_new=1000, rows_match=True),
     ]
     results = build(runs, 64, [], {"cores": 2}, {})
-    assert (results["rows_match"], "MISMATCH (999 rows, 1000 2xx)" in markdown_table(results)) == (False, True)
+    assert (results["rows_match"], "MISMATCH (999 rows, 1000 2xx, 0 unanswered)" in markdown_table(results)) == (
+        False,
+        True,
+    )
+
+
+def test_rows_agree_exactly_unless_requests_were_left_unanswered() -> None:
+    """Given no unanswered request, then rows must equal the 2xx; given 2 unanswered, up to 2 more rows
+    (their commits landed after wrk stopped) still agree, but a missing row never does."""
+    exact = load(100)
+    cut_short = LoadResult(exact.requests, 10.0, 0, 0, 1.0, 5.0, 10.0, 15.0, unfinished=2)
+    assert [
+        rows_agree(1000, exact),
+        rows_agree(1001, exact),
+        rows_agree(1002, cut_short),
+        rows_agree(1003, cut_short),
+        rows_agree(999, cut_short),
+    ] == [True, False, True, False, False]
 
 
 def test_settings_read_the_bench_knobs() -> None:
