@@ -26,8 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start everything and wait until POST /app works")
     up.add_argument("--apps", type=int, default=2, help="number of punchclock instances (first up only)")
-    up.add_argument("--http-port", type=int, default=default_http_port(),
-                    help="public HTTP port, first up only (default 8080 when free, else any free port)")
+    up.add_argument(
+        "--http-port",
+        type=int,
+        default=default_http_port(),
+        help="public HTTP port, first up only (default 8080 when free, else any free port)",
+    )
     up.add_argument("--no-apps", action="store_true", help="database side only")
     show = commands.add_parser("status", help="leader, replication, instances and URLs")
     show.add_argument("--json", action="store_true")

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.cluster import patroni
 from deploy.cluster.layout import Layout
 
 
@@ -123,7 +124,8 @@ def shutdown(layout: Layout, timeout: float = 90) -> list[str]:
         # Apps first (they drain), then the balancer, PostgreSQL nodes, and etcd last.
         ctl(layout, "stop", "apps:*", check=False, timeout=timeout)
         ctl(layout, "stop", "haproxy", check=False, timeout=timeout)
-        ctl(layout, "stop", *(node.name for node in layout.nodes), check=False, timeout=timeout)
+        # Replicas before the leader, so stopping does not set off a failover (and a timeline fork).
+        ctl(layout, "stop", *_leader_last(layout), check=False, timeout=timeout)
         ctl(layout, "shutdown", check=False, timeout=timeout)
         if wait_gone([daemon], timeout):
             notes.append(f"supervisord {daemon} did not exit; killed it")
@@ -138,4 +140,44 @@ def shutdown(layout: Layout, timeout: float = 90) -> list[str]:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     wait_gone(children + postmasters, 5)
+    # Anything else started from the state directory, e.g. pgBackRest's asynchronous archive-push.
+    stragglers = _started_from(layout.state_dir)
+    for pid in wait_gone(stragglers, 30):
+        notes.append(f"process {pid} ({_cmdline(pid)[:80]}) still ran after the cluster stopped; killed it")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    wait_gone(stragglers, 5)
     return notes
+
+
+def _leader_last(layout: Layout) -> list[str]:
+    leader = patroni.leader(layout)
+    return sorted((node.name for node in layout.nodes), key=lambda name: name == leader)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def _started_from(state_dir: str) -> list[int]:
+    """Live processes whose command line names the state directory, other than this one and its parents."""
+    mine = _ancestors()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) not in mine and state_dir in _cmdline(int(entry.name)):
+            found.append(int(entry.name))
+    return [pid for pid in found if _pid_alive(pid)]
