@@ -42,6 +42,7 @@ def create_app(
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
     lifecycle = lifecycle if lifecycle is not None else Lifecycle()
     writer = Writer(store, settings, metrics)
+    lifecycle.on_listener_closed(writer.answer_within)
     metrics.track_pool(store.pool_stats)
 
     @contextlib.asynccontextmanager

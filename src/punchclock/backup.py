@@ -2,43 +2,23 @@
 
 A backup uses SQLite's backup API, so it is consistent while the service writes. A restore replaces the
 database file and refuses while a punchclock process has the database open (each holds a shared lock on
-``<database>.lock``), and refuses to overwrite an existing database without ``force``.
+``<database>.lock``, see ``store.sqlite.database_lock``), and refuses to overwrite an existing database
+without ``force``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 from punchclock.errors import PunchclockError
+from punchclock.store.sqlite import DatabaseInUse, database_lock
 
 
 class BackupError(PunchclockError):
     """A backup or restore could not be done; nothing was changed."""
-
-
-def lock_path(database: Path) -> Path:
-    return database.with_name(database.name + ".lock")
-
-
-@contextlib.contextmanager
-def database_lock(database: Path, exclusive: bool) -> Iterator[None]:
-    """Shared while serving, exclusive while restoring; never blocks."""
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path(database).open("a") as handle:
-        try:
-            fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BackupError(
-                f"{database} is in use by a running punchclock; stop the service first"
-                if exclusive
-                else f"{database} is being restored; try again when the restore is done"
-            ) from None
-        yield
 
 
 def verify(path: Path) -> int:
@@ -84,15 +64,18 @@ def backup(database: Path, target: Path) -> int:
 def restore(source: Path, database: Path, force: bool = False) -> int:
     """Replace ``database`` with the backup at ``source``; return the number of stamps restored."""
     count = verify(source)
-    with database_lock(database, exclusive=True):
-        if database.exists() and not force:
-            raise BackupError(f"{database} exists; pass --force to replace it")
-        partial = database.with_name(database.name + ".restoring")
-        try:
-            _copy(source, partial)
-            for suffix in ("-wal", "-shm"):  # the old database's log must not replay onto the new file
-                database.with_name(database.name + suffix).unlink(missing_ok=True)
-            partial.replace(database)
-        finally:
-            partial.unlink(missing_ok=True)
+    try:
+        with database_lock(database, exclusive=True):
+            if database.exists() and not force:
+                raise BackupError(f"{database} exists; pass --force to replace it")
+            partial = database.with_name(database.name + ".restoring")
+            try:
+                _copy(source, partial)
+                for suffix in ("-wal", "-shm"):  # the old database's log must not replay onto the new file
+                    database.with_name(database.name + suffix).unlink(missing_ok=True)
+                partial.replace(database)
+            finally:
+                partial.unlink(missing_ok=True)
+    except DatabaseInUse as exc:
+        raise BackupError(exc.detail) from None
     return count

@@ -63,4 +63,8 @@ class SchemaOutdated(StorageError):
 class TransientStorageError(StorageError):
     """The database could not be reached or cannot take writes right now (connection lost, failover in
     progress, read-only node). The outcome of a write that failed this way is unknown: retry it with the
-    same keys."""
+    same keys. A read that fails this way is answered 503."""
+
+    status = 503
+    title = "Service Unavailable"
+    retry_after = 1

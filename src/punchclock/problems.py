@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from punchclock.errors import InvalidRequest, PunchclockError, Unavailable
+from punchclock.errors import InvalidRequest, PunchclockError, StorageError, TransientStorageError
 
 MEDIA_TYPE = "application/problem+json"
 log = structlog.get_logger("punchclock.errors")
@@ -29,11 +29,19 @@ async def punchclock_error(request: Request, exc: Exception) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, InvalidRequest) and exc.parameter:
         extra["parameter"] = exc.parameter
-    if isinstance(exc, Unavailable):
-        headers["Retry-After"] = str(exc.retry_after)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    detail = exc.detail
+    if isinstance(exc, StorageError):  # the driver's words stay in the log: they can name hosts and ports
+        detail = (
+            "the database is unavailable right now"
+            if isinstance(exc, TransientStorageError)
+            else "the database failed this request; it has been logged"
+        )
     if exc.status >= 500:
         log.warning("answering with an error", status=exc.status, detail=exc.detail, path=request.url.path)
-    return problem(exc.status, exc.detail, headers, **extra)
+    return problem(exc.status, detail, headers, **extra)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -26,10 +26,11 @@ log = structlog.get_logger("punchclock.server")
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_delay: float) -> None:
+    def __init__(self, config: uvicorn.Config, lifecycle: Lifecycle, drain_delay: float, drain: float) -> None:
         super().__init__(config)
         self.lifecycle = lifecycle
         self.drain_delay = drain_delay
+        self.drain = drain
         self._exit_at: float | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -52,7 +53,10 @@ class DrainingServer(uvicorn.Server):
         if self._exit_at is not None and time.monotonic() >= self._exit_at:
             log.info("drain delay over: closing the listener and finishing in-flight requests")
             self.should_exit = True
-        return await super().on_tick(counter)
+        exiting = await super().on_tick(counter)
+        if exiting:
+            self.lifecycle.listener_closed(self.drain)
+        return exiting
 
 
 def _config(settings: Settings, lifecycle: Lifecycle) -> uvicorn.Config:
@@ -68,14 +72,16 @@ def _config(settings: Settings, lifecycle: Lifecycle) -> uvicorn.Config:
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=settings.keepalive_seconds,
-        timeout_graceful_shutdown=int(settings.drain_seconds) or None,
+        timeout_graceful_shutdown=max(settings.drain_seconds, 0.1),  # type: ignore[arg-type]  # a float works
         backlog=4096,
     )
 
 
 def _serve_one(settings: Settings, sockets: list[socket.socket] | None = None) -> None:
     lifecycle = Lifecycle()
-    server = DrainingServer(_config(settings, lifecycle), lifecycle, settings.drain_delay_seconds)
+    server = DrainingServer(
+        _config(settings, lifecycle), lifecycle, settings.drain_delay_seconds, settings.drain_seconds
+    )
     server.run(sockets=sockets)
     if not server.started:
         sys.exit(3)  # start-up failed; the reason is in the log

@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     """Every knob punchclock has. Own settings take the ``PUNCHCLOCK_`` prefix; the original brief's
     ``PORT`` and ``DB_*`` variables and ``DATABASE_URL`` are read without it."""
 
-    model_config = SettingsConfigDict(env_prefix="PUNCHCLOCK_", frozen=True, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="PUNCHCLOCK_", frozen=True, extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     database_url: SecretStr = Field(
         default=SecretStr(DEFAULT_DATABASE_URL), validation_alias="DATABASE_URL", repr=False
@@ -76,7 +78,10 @@ class Settings(BaseSettings):
         for name in ("DATABASE_URL", "DB_PASSWORD"):
             path = data.get(f"{name}_FILE") or data.get(f"{name.lower()}_file")
             if path and not data.get(name) and not data.get(name.lower()):
-                data[name] = Path(path).read_text().strip()
+                try:
+                    data[name] = Path(path).read_text().strip()
+                except OSError as exc:
+                    raise ValueError(f"{name}_FILE names a file that cannot be read: {exc}") from None
         return data
 
     @model_validator(mode="after")
@@ -89,7 +94,7 @@ class Settings(BaseSettings):
     def dsn(self) -> str:
         """The database URL: DATABASE_URL, or one built from the brief's DB_* variables when DB_HOST is set."""
         url = self.database_url.get_secret_value()
-        if self.db_host and url == DEFAULT_DATABASE_URL:
+        if self.db_host and "database_url" not in self.model_fields_set:
             password = self.db_password.get_secret_value() if self.db_password else ""
             auth = quote(self.db_username, safe="") + (":" + quote(password, safe="") if password else "")
             return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"

@@ -9,7 +9,8 @@ spent. Keys make the retry idempotent.
 
 Once the database has failed continuously for longer than the budget, new stamps are refused at once (503
 with Retry-After) instead of each waiting out the budget, and a probe checks every half second for the
-database to take writes again.
+database to take writes again. When the server stops accepting connections, waiters are answered 503 just
+before the drain bound, so no request is cut off without a proper answer.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ log = structlog.get_logger("punchclock.writer")
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 1.0
 _PROBE_INTERVAL = 0.5
+_ANSWER_MARGIN = 0.2  # share of the drain bound (at most 1 s) kept for answering waiters before it ends
 
 
 @dataclass(slots=True)
@@ -54,11 +56,26 @@ class Writer:
         self._inflight = 0  # batches taken off the queue and not yet answered
         self._failing_since: float | None = None  # start of the current run of failed commits
         self._probe: asyncio.Task[None] | None = None
+        self._cutoff: asyncio.Future[None] | None = None  # resolved when waiters must be answered now
         self._retry_after = max(1, round(self._budget / 2))
         metrics.queue_depth.set_function(self._queue.qsize)
 
     async def start(self) -> None:
+        self._cutoff = asyncio.get_running_loop().create_future()
         self._tasks = [asyncio.create_task(self._run(), name=f"writer-{n}") for n in range(self._loops)]
+
+    def answer_within(self, seconds: float) -> None:
+        """The server stops accepting connections and will cut requests off in ``seconds``: answer every
+        waiter still waiting shortly before that (503, retry with the same key)."""
+        cutoff = self._cutoff
+        if cutoff is None or cutoff.done():
+            return
+
+        def cut_off() -> None:
+            if not cutoff.done():
+                cutoff.set_result(None)
+
+        asyncio.get_running_loop().call_later(seconds - min(1.0, seconds * _ANSWER_MARGIN), cut_off)
 
     async def stop(self, bound: float) -> None:
         """Commit what is queued (for at most ``bound`` seconds), then stop the loops."""
@@ -73,7 +90,7 @@ class Writer:
         left = 0
         while not self._queue.empty():
             left += 1
-            _reject(self._queue.get_nowait(), Unavailable("punchclock is shutting down", self._retry_after))
+            _reject(self._queue.get_nowait(), self._shutting_down())
         if left:
             log.warning("drain bound reached with stamps still queued; they were answered 503", stamps=left)
 
@@ -92,12 +109,15 @@ class Writer:
         except asyncio.QueueFull:
             self._metrics.db_errors.labels(kind="queue_full").inc()
             raise Overloaded("the write queue is full; retry shortly", retry_after=1) from None
-        try:
-            return await asyncio.wait_for(asyncio.shield(pending.future), timeout=self._budget)
-        except TimeoutError:
-            raise DatabaseUnavailable(
-                f"the database did not accept the write within {self._budget:g} s", self._retry_after
-            ) from None
+        waits: set[asyncio.Future[object]] = {pending.future}  # type: ignore[arg-type]
+        if self._cutoff is not None:
+            waits.add(self._cutoff)  # type: ignore[arg-type]
+        await asyncio.wait(waits, timeout=self._budget, return_when=asyncio.FIRST_COMPLETED)
+        if pending.future.done():
+            return pending.future.result()
+        if self._cutoff is not None and self._cutoff.done():
+            raise self._shutting_down()
+        raise DatabaseUnavailable(f"the database did not accept the write within {self._budget:g} s", self._retry_after)
 
     async def check_writable(self) -> None:
         """The store's write check; a pass also ends an outage, so writes resume without waiting for the probe."""
@@ -105,6 +125,12 @@ class Writer:
         if self._failing_since is not None:
             self._failing_since = None
             log.info("database takes writes again; accepting stamps")
+
+    def _shutting_down(self) -> Unavailable:
+        return Unavailable(
+            "punchclock is shutting down before this stamp was confirmed; retry with the same Idempotency-Key",
+            self._retry_after,
+        )
 
     def _outage_outlasted_budget(self) -> bool:
         return self._failing_since is not None and time.monotonic() - self._failing_since > self._budget
@@ -128,8 +154,12 @@ class Writer:
                 await self._commit(batch)
             except asyncio.CancelledError:
                 for pending in batch:
-                    _reject(pending, Unavailable("punchclock is shutting down", self._retry_after))
+                    _reject(pending, self._shutting_down())
                 raise
+            except Exception as exc:  # a bug must not kill the loop and leave every later stamp waiting
+                log.exception("writer loop failed on a batch; its waiters get the error", stamps=len(batch))
+                for pending in batch:
+                    _reject(pending, exc)
             finally:
                 self._inflight -= 1
 
@@ -174,9 +204,15 @@ class Writer:
             )
             if attempt > 1:
                 log.info("commit succeeded after retrying", attempts=attempt, stamps=len(batch))
+            answered: set[str] = set()
             for pending in batch:
+                key = pending.stamp.key
+                result = stored[key]
+                if key in answered:  # the same key twice in one batch: only the first created the row
+                    result = Stored(result.stamp, created=False)
+                answered.add(key)
                 if not pending.future.done():
-                    pending.future.set_result(stored[pending.stamp.key])
+                    pending.future.set_result(result)
             return
 
     def _expire(self, batch: list[_Pending]) -> list[_Pending]:
@@ -186,8 +222,8 @@ class Writer:
         for pending in batch:
             if pending.deadline > now and not pending.future.done():
                 alive.append(pending)
-            elif not pending.future.done():
-                pending.future.cancel()
+            else:
+                _reject(pending, DatabaseUnavailable("the failover budget is spent", self._retry_after))
         return alive
 
 

@@ -32,7 +32,7 @@ def test_serve_refuses_an_unmigrated_postgres_until_migrate_runs(postgres_url: s
     assert "punchclock-test" not in refused.stdout + refused.stderr  # the password never shows
 
     migrated = subprocess.run([*PUNCHCLOCK, "migrate"], env=env, capture_output=True, text=True, timeout=60, check=True)
-    assert '"applied":[1]' in migrated.stdout
+    assert '"applied":[1,2]' in migrated.stdout
     with serving_process(env, tmp_path / "serve.log") as process:
         wait_until_ready(f"http://127.0.0.1:{port}", process)
         assert httpx.post(f"http://127.0.0.1:{port}/app").status_code == 201

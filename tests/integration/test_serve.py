@@ -104,6 +104,7 @@ async def test_database_outage_answers_503_quickly_then_recovers(tmp_path: Path)
                 down = await client.post(f"{url}/app")
                 waited = time.monotonic() - started
                 not_ready = await client.get(f"{url}/readyz")
+                reads = [await client.get(f"{url}{path}") for path in ("/app", "/app/1", "/display")]
                 await asyncio.to_thread(_start, pg)
                 await asyncio.to_thread(wait_until_ready, url, process)
                 back = await client.post(f"{url}/app")
@@ -112,6 +113,9 @@ async def test_database_outage_answers_503_quickly_then_recovers(tmp_path: Path)
     assert down.headers["content-type"] == "application/problem+json"
     assert waited < 30  # bounded by the budget, not hanging (the budget is 2 s; the bound allows a busy machine)
     assert not_ready.status_code == 503
+    assert [r.status_code for r in reads] == [503, 503, 503]
+    assert all(r.headers["retry-after"].isdigit() for r in reads)
+    assert all(str(pg.port) not in r.text for r in reads)  # the driver's words stay in the log
     assert back.status_code == 201
 
 

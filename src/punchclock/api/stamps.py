@@ -17,6 +17,7 @@ from starlette.routing import Route
 from punchclock.errors import InvalidRequest, NotFound, PayloadTooLarge
 from punchclock.settings import Settings
 from punchclock.store import NewStamp, Stamp, Store
+from punchclock.store.base import MAX_ID
 from punchclock.writer import Writer
 
 DEFAULT_LIMIT = 100
@@ -64,17 +65,22 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         version, _, value = text.partition(":")
-        if version != "v1" or not value.isdigit():
+        if version != "v1" or not _is_number(value) or int(value) > MAX_ID:
             raise ValueError(text)
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidRequest("before is not a cursor this service issued", parameter="before") from None
 
 
+def _is_number(text: str) -> bool:
+    """Plain ASCII digits only (``str.isdigit`` also accepts characters such as ``²`` that ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not _is_number(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise InvalidRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}", parameter="limit")
     return int(raw)
 
@@ -88,11 +94,14 @@ class StampsAPI:
 
     def routes(self) -> list[Route]:
         return [
-            Route("/app", self.create, methods=["POST"]),
-            Route("/app", self.list, methods=["GET"]),
+            Route("/app", self.collection, methods=["GET", "POST"]),
             Route("/app/{stamp_id:int}", self.read, methods=["GET"]),
             Route("/display", self.display, methods=["GET"]),
         ]
+
+    async def collection(self, request: Request) -> Response:
+        """One route for both methods of ``/app``, so a 405 there lists every allowed method."""
+        return await (self.create(request) if request.method == "POST" else self.list(request))
 
     async def create(self, request: Request) -> Response:
         received_at = self.clock()
@@ -107,7 +116,7 @@ class StampsAPI:
     async def _discard_body(self, request: Request) -> None:
         """Read at most ``max_body`` bytes of a body nobody needs; refuse more without reading it all."""
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+        if length is not None and (not _is_number(length) or int(length) > self.max_body):
             raise PayloadTooLarge(f"POST /app takes no body; at most {self.max_body} bytes are accepted")
         received = 0
         async for chunk in request.stream():
@@ -117,7 +126,7 @@ class StampsAPI:
 
     async def read(self, request: Request) -> Response:
         stamp_id: int = request.path_params["stamp_id"]
-        stamp = await self.store.get(stamp_id) if stamp_id < 2**63 else None
+        stamp = await self.store.get(stamp_id) if stamp_id <= MAX_ID else None
         if stamp is None:
             raise NotFound(f"there is no stamp {stamp_id}")
         return json_response(to_json(stamp))

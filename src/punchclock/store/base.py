@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+MAX_ID = 2**63 - 1  # ids are 64-bit signed integers in both backends
+
 
 @dataclass(frozen=True, slots=True)
 class NewStamp:

@@ -2,10 +2,18 @@
 
 asyncpg won over psycopg 3 because it is the fastest asyncio driver measured here, and it has what failover
 needs: multi-host DSNs with ``target_session_attrs=read-write`` (or a single HAProxy address), a pool, and
-clear connection-loss errors. Writes are never cancelled from the client side: a cancel that arrives while
-a commit waits for the synchronous standby makes PostgreSQL report success for a row that is only on the
-primary. A write that takes too long has its connection closed instead, which leaves the outcome unknown,
-and the caller retries it with the same keys.
+clear connection-loss errors.
+
+Two rules keep a ``201`` honest when a synchronous standby is configured:
+
+- A write is never cancelled. A cancel (client-side or ``statement_timeout``) that arrives while a commit
+  waits for the standby makes PostgreSQL report success for a row that is only on the primary. A write
+  that takes too long, or whose caller is cancelled, has its connection closed instead: the outcome is
+  unknown and the caller retries with the same keys. Sessions run with ``statement_timeout = 0``.
+- A row found already stored (a retry, or a replayed Idempotency-Key) is confirmed before it is returned:
+  its commit may be visible on the primary without the standby having it (a backend killed while waiting
+  for the standby). ``SELECT ... FOR UPDATE`` on those rows writes WAL, so its own commit waits until the
+  standby has everything up to it, the earlier commit included.
 """
 
 from __future__ import annotations
@@ -13,18 +21,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from punchclock.errors import StorageError, TransientStorageError
 from punchclock.settings import redact
-from punchclock.store.base import NewStamp, Stamp, Stored
+from punchclock.store.base import MAX_ID, NewStamp, Stamp, Stored
 from punchclock.store.migrations import POSTGRES
 
 # SQLSTATE classes/codes that mean "not now, try again": connection exceptions (08), operator intervention
-# such as admin shutdown (57P), read-only transaction (25006, a demoted primary), serialization failure and
-# deadlock (40001, 40P01), too many connections (53300), cannot connect now (57P03).
-_TRANSIENT_PREFIXES = ("08", "57P", "25006", "40001", "40P01", "53300")
+# such as admin shutdown or cancel (57), read-only transaction (25006, a demoted primary), serialization
+# failure and deadlock (40001, 40P01), insufficient resources such as disk full (53).
+_TRANSIENT_PREFIXES = ("08", "57", "25006", "40001", "40P01", "53")
 
 _INSERT = """
 WITH input AS (SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS t(key, recorded_at)),
@@ -39,13 +49,18 @@ SELECT s.id, s.key, s.recorded_at, false FROM stamps s JOIN input USING (key)
 WHERE NOT EXISTS (SELECT 1 FROM inserted WHERE inserted.key = s.key)
 """
 
-_BY_KEYS = "SELECT id, key, recorded_at FROM stamps WHERE key = ANY($1::text[])"
-
-_WRITABLE = "SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off'"
+_BY_KEYS = "SELECT id, key, recorded_at, false AS created FROM stamps WHERE key = ANY($1::text[])"
+_CONFIRM = "SELECT 1 FROM stamps WHERE key = ANY($1::text[]) FOR UPDATE"
+_HEARTBEAT = (
+    "INSERT INTO heartbeat (id, beat_at) VALUES (1, now()::text) "
+    "ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at"
+)
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError)):
+    if isinstance(exc, asyncpg.DataError):  # a bad argument: retrying cannot help
+        return False
+    if isinstance(exc, (OSError, TimeoutError, asyncpg.InterfaceError)):
         return True
     if isinstance(exc, asyncpg.PostgresError):
         return str(getattr(exc, "sqlstate", "")).startswith(_TRANSIENT_PREFIXES)
@@ -56,11 +71,15 @@ def is_transient(exc: BaseException) -> bool:
 def _translated() -> Iterator[None]:
     try:
         yield
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reason = f"{type(exc).__name__}: {exc}".strip()
         if is_transient(exc):
             raise TransientStorageError(reason) from exc
         raise StorageError(reason) from exc
+
+
+def _stored(row: asyncpg.Record) -> Stored:
+    return Stored(Stamp(row["id"], row["recorded_at"]), row["created"])
 
 
 class PostgresStore:
@@ -68,6 +87,7 @@ class PostgresStore:
         self._dsn = dsn
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
+        self._read_timeout = connect_timeout
         self._write_timeout = write_timeout
         self._pool: asyncpg.Pool | None = None
 
@@ -88,7 +108,7 @@ class PostgresStore:
                 max_size=self._pool_size,
                 timeout=self._connect_timeout,
                 max_inactive_connection_lifetime=60,
-                server_settings={"application_name": "punchclock"},
+                server_settings={"application_name": "punchclock", "statement_timeout": "0"},
             )
 
     async def close(self) -> None:
@@ -99,7 +119,7 @@ class PostgresStore:
             pool.terminate()
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
+    async def _connection(self) -> AsyncIterator[PoolConnectionProxy]:
         """A pooled connection; one that failed transiently is closed rather than returned to the pool."""
         with _translated():
             conn = await self.pool.acquire(timeout=self._connect_timeout)
@@ -112,6 +132,17 @@ class PostgresStore:
             raise
         finally:
             await self.pool.release(conn)
+
+    async def _write(self, conn: PoolConnectionProxy, query: str, *args: Any) -> list[asyncpg.Record]:
+        """Run a write that is never cancelled (see the module docstring): on timeout or cancellation of
+        the caller, the connection is closed instead."""
+        task = asyncio.ensure_future(conn.fetch(query, *args))
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self._write_timeout)
+        except (asyncio.CancelledError, TimeoutError):
+            conn.terminate()
+            raise
 
     async def schema_version(self) -> int:
         async with self._connection() as conn:
@@ -143,39 +174,39 @@ class PostgresStore:
     async def insert(self, stamps: Sequence[NewStamp]) -> dict[str, Stored]:
         keys = [stamp.key for stamp in stamps]
         async with self._connection() as conn:
-            # Bounded without a cancel request (see the module docstring): close the socket instead.
-            timer = asyncio.get_running_loop().call_later(self._write_timeout, conn.terminate)
-            try:
-                rows = await conn.fetch(_INSERT, keys, [stamp.recorded_at for stamp in stamps])
-            finally:
-                timer.cancel()
-            found = {row["key"]: Stored(Stamp(row["id"], row["recorded_at"]), row["created"]) for row in rows}
+            rows = await self._write(conn, _INSERT, keys, [stamp.recorded_at for stamp in stamps])
+            found = {row["key"]: _stored(row) for row in rows}
             missing = [key for key in dict.fromkeys(keys) if key not in found]
             if missing:  # committed by a concurrent transaction after this statement's snapshot
-                for row in await conn.fetch(_BY_KEYS, missing):
-                    found[row["key"]] = Stored(Stamp(row["id"], row["recorded_at"]), False)
+                found.update({row["key"]: _stored(row) for row in await conn.fetch(_BY_KEYS, missing)})
+            existing = [key for key, stored in found.items() if not stored.created]
+            if existing:
+                await self._write(conn, _CONFIRM, existing)
         if len(found) != len(set(keys)):
             raise StorageError("insert returned fewer stamps than it was given")
         return found
 
     async def get(self, stamp_id: int) -> Stamp | None:
         async with self._connection() as conn:
-            row = await conn.fetchrow("SELECT id, recorded_at FROM stamps WHERE id = $1", stamp_id)
+            row = await conn.fetchrow(
+                "SELECT id, recorded_at FROM stamps WHERE id = $1", stamp_id, timeout=self._read_timeout
+            )
         return Stamp(row["id"], row["recorded_at"]) if row else None
 
     async def page(self, limit: int, before: int | None) -> list[Stamp]:
         async with self._connection() as conn:
             rows = await conn.fetch(
                 "SELECT id, recorded_at FROM stamps WHERE id < $1 ORDER BY id DESC LIMIT $2",
-                before if before is not None else 2**63 - 1,
+                MAX_ID if before is None else before,
                 limit,
+                timeout=self._read_timeout,
             )
         return [Stamp(row["id"], row["recorded_at"]) for row in rows]
 
     async def check_writable(self) -> None:
+        """Commit a heartbeat: a replica refuses it, and a missing synchronous standby holds it."""
         async with self._connection() as conn:
-            if not await conn.fetchval(_WRITABLE):
-                raise TransientStorageError("connected to a read-only PostgreSQL node")
+            await self._write(conn, _HEARTBEAT)
 
     def pool_stats(self) -> tuple[int, int]:
         if self._pool is None:

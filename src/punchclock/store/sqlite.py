@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
-from punchclock.backup import database_lock
-from punchclock.errors import StorageError, TransientStorageError
-from punchclock.store.base import NewStamp, Stamp, Stored
+from punchclock.errors import PunchclockError, StorageError, TransientStorageError
+from punchclock.store.base import MAX_ID, NewStamp, Stamp, Stored
 from punchclock.store.migrations import SQLITE
 
 T = TypeVar("T")
@@ -34,6 +34,30 @@ def _encode(moment: datetime) -> str:
 
 def _decode(text: str) -> datetime:
     return datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)
+
+
+class DatabaseInUse(PunchclockError):
+    """Another punchclock process holds the database in a way that excludes this one."""
+
+
+def lock_path(database: Path) -> Path:
+    return database.with_name(database.name + ".lock")
+
+
+@contextlib.contextmanager
+def database_lock(database: Path, exclusive: bool) -> Iterator[None]:
+    """Shared while serving, exclusive while restoring (punchclock.backup); never blocks."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path(database).open("a") as handle:
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DatabaseInUse(
+                f"{database} is in use by a running punchclock; stop the service first"
+                if exclusive
+                else f"{database} is being restored; try again when the restore is done"
+            ) from None
+        yield
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -157,7 +181,7 @@ class SQLiteStore:
         def read(conn: sqlite3.Connection) -> list[Stamp]:
             rows = conn.execute(
                 "SELECT id, recorded_at FROM stamps WHERE id < ? ORDER BY id DESC LIMIT ?",
-                (before if before is not None else 2**63 - 1, limit),
+                (MAX_ID if before is None else before, limit),
             ).fetchall()
             return [Stamp(id_, _decode(at)) for id_, at in rows]
 
@@ -165,10 +189,11 @@ class SQLiteStore:
 
     async def check_writable(self) -> None:
         def check(conn: sqlite3.Connection) -> None:
-            if conn.execute("PRAGMA query_only").fetchone()[0]:
-                raise TransientStorageError("SQLite database is read-only")
-            conn.execute("BEGIN IMMEDIATE")  # takes the write lock, so a stuck writer shows here
-            conn.execute("ROLLBACK")
+            conn.execute(
+                "INSERT INTO heartbeat (id, beat_at) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
+                (_encode(datetime.now(UTC)),),
+            )
 
         await self._run(check)
 

@@ -1,0 +1,94 @@
+"""What a 201 promises on PostgreSQL with a synchronous standby, and what the drain bound promises."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.support.pg import free_port, running_postgres
+from tests.support.process import PUNCHCLOCK, env_for, serving_process, wait_until_ready
+
+pytestmark = pytest.mark.postgres
+
+
+async def test_a_commit_the_standby_never_confirmed_is_not_acknowledged(tmp_path: Path) -> None:
+    """Given a primary whose synchronous standby does not answer, when the backend waiting for it is killed
+    (its row is now visible on the primary alone) and punchclock retries, then the POST is not answered 201:
+    the retry confirms the row through the standby first, and answers 503 when the budget is spent."""
+    with running_postgres() as pg:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port), PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="3")
+        migrate(env)
+        pg.psql("ALTER SYSTEM SET synchronous_standby_names = 'absent_standby'", database="postgres")
+        pg.psql("SELECT pg_reload_conf()", database="postgres")
+
+        with serving_process(env, tmp_path / "serve.log") as process:
+            await asyncio.to_thread(_wait_for_port, url, process)
+            async with httpx.AsyncClient(timeout=30) as client:
+                post = asyncio.create_task(client.post(f"{url}/app", headers={"Idempotency-Key": "held"}))
+                await asyncio.sleep(1)  # the insert now waits for the absent standby
+                killed = pg.psql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'punchclock' AND wait_event = 'SyncRep'",
+                    database="postgres",
+                )
+                response = await post
+            visible = pg.psql("SELECT count(*) FROM stamps WHERE key = 'held'")
+
+    assert killed == "1"
+    assert visible == "1"  # committed on the primary alone
+    assert response.status_code == 503
+    assert response.headers["retry-after"].isdigit()
+
+
+def migrate(env: dict[str, str]) -> None:
+    subprocess.run([*PUNCHCLOCK, "migrate"], env=env, capture_output=True, timeout=60, check=True)
+
+
+def _wait_for_port(url: str, process: subprocess.Popen[bytes]) -> None:
+    """Readiness needs a replicated commit, which this server cannot give; wait for liveness instead."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "punchclock exited"
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+async def test_requests_held_past_a_short_drain_bound_get_503_not_500(postgres_url: str, tmp_path: Path) -> None:
+    """Given POSTs held by a table lock and a drain bound of half a second, when SIGTERM arrives, then each
+    POST is answered 503 with Retry-After before the bound and the process exits promptly."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = env_for(DATABASE_URL=postgres_url, PORT=str(port), PUNCHCLOCK_DRAIN_SECONDS="0.5")
+    migrate(env)
+    with serving_process(env, tmp_path / "serve.log") as process:
+        await asyncio.to_thread(wait_until_ready, url, process)
+        blocker = await asyncpg.connect(postgres_url)
+        transaction = blocker.transaction()
+        await transaction.start()
+        await blocker.execute("LOCK TABLE stamps IN EXCLUSIVE MODE")
+        async with httpx.AsyncClient(timeout=30) as client:
+            posts = [asyncio.create_task(client.post(f"{url}/app")) for _ in range(5)]
+            await asyncio.sleep(1)
+            process.send_signal(signal.SIGTERM)
+            responses = await asyncio.gather(*posts)
+        exit_code = await asyncio.to_thread(process.wait, 30)
+        await transaction.rollback()
+        await blocker.close()
+
+    assert [r.status_code for r in responses] == [503] * 5
+    assert {r.headers["content-type"] for r in responses} == {"application/problem+json"}
+    assert all(r.headers["retry-after"].isdigit() for r in responses)
+    assert exit_code == 0
