@@ -15,6 +15,7 @@ from punchclock.api import openapi
 from punchclock.api.health import HealthAPI
 from punchclock.api.stamps import StampsAPI
 from punchclock.lifecycle import Lifecycle
+from punchclock.logs import AccessLog
 from punchclock.metrics import Metrics
 from punchclock.middleware import RequestContext
 from punchclock.settings import Settings
@@ -42,6 +43,7 @@ def create_app(
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
     lifecycle = lifecycle if lifecycle is not None else Lifecycle()
     writer = Writer(store, settings, metrics)
+    access_log = AccessLog()
     lifecycle.on_listener_closed(writer.answer_within)
     metrics.track_pool(store.pool_stats)
 
@@ -61,15 +63,19 @@ def create_app(
             lifecycle.draining = True
             await writer.stop(WRITER_STOP_SECONDS)
             await store.close()
+            access_log.flush()
             log.info("stopped: writer drained and database connections closed")
 
+    stamps = StampsAPI(writer, store, settings, clock)
     app = Starlette(
         routes=[
-            *StampsAPI(writer, store, settings, clock).routes(),
+            *stamps.routes(),
             *HealthAPI(writer, metrics, lifecycle, settings.ready_timeout_seconds).routes(),
             *openapi.ROUTES,
         ],
         exception_handlers=problems.HANDLERS,
         lifespan=lifespan,
     )
-    return RequestContext(app, metrics, lifecycle, settings.access_log)
+    return RequestContext(
+        app, metrics, lifecycle, access_log if settings.access_log else None, post_app=stamps.create_asgi
+    )

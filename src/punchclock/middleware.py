@@ -6,21 +6,27 @@ from __future__ import annotations
 import time
 import uuid
 
-import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from punchclock.lifecycle import Lifecycle
+from punchclock.logs import AccessLog
 from punchclock.metrics import Metrics
-
-access_log = structlog.get_logger("punchclock.access")
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, metrics: Metrics, lifecycle: Lifecycle, log_requests: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        lifecycle: Lifecycle,
+        access_log: AccessLog | None,
+        post_app: ASGIApp | None = None,
+    ) -> None:
         self.app = app
+        self.post_app = post_app  # POST /app's own ASGI callable: the hot path skips Starlette's stack
         self.lifecycle = lifecycle
         self.metrics = metrics
-        self.log_requests = log_requests
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,17 +46,19 @@ class RequestContext:
                 message["headers"] = headers
             await send(message)
 
+        fast = self.post_app is not None and scope["method"] == "POST" and scope["path"] == "/app"
         try:
-            await self.app(scope, receive, send_with_id)
+            if fast:
+                await self.post_app(scope, receive, send_with_id)  # type: ignore[misc]
+            else:
+                await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            label = getattr(route, "path", "unmatched")
+            label = "/app" if fast else getattr(scope.get("route"), "path", "unmatched")
             self.metrics.requests.labels(label, scope["method"], str(status)).inc()
             self.metrics.latency.labels(label).observe(elapsed)
-            if self.log_requests:
-                access_log.info(
-                    "request",
+            if self.access_log is not None:
+                self.access_log.request(
                     method=scope["method"],
                     path=scope["path"],
                     status=status,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 from pathlib import Path
 
@@ -96,3 +98,24 @@ def test_readme_quick_start(tmp_path: Path) -> None:
     assert curl.stdout.startswith("HTTP/1.1 201")
     assert '"recorded_at"' in curl.stdout
     assert ROOT.joinpath("README.md").read_text().count("make run") >= 1
+
+
+def test_each_request_logs_one_json_line_with_its_request_id(tmp_path: Path) -> None:
+    """The access log has one JSON object per request: method, path, status, duration and request id."""
+    port = free_port()
+    env = env_for(DATABASE_URL=f"sqlite:///{tmp_path / 'log.db'}", PORT=str(port))
+    log = tmp_path / "serve.log"
+    with serving_process(env, log) as process:
+        wait_until_ready(f"http://127.0.0.1:{port}", process)
+        httpx.post(f"http://127.0.0.1:{port}/app", headers={"X-Request-ID": "trace-me-1"})
+        httpx.get(f"http://127.0.0.1:{port}/app/424242")
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    requests = [line for line in lines if line.get("event") == "request" and line["path"] != "/readyz"]
+    assert [(r["method"], r["path"], r["status"]) for r in requests] == [
+        ("POST", "/app", 201),
+        ("GET", "/app/424242", 404),
+    ]
+    assert requests[0]["request_id"] == "trace-me-1"
+    assert all(isinstance(r["duration_ms"], float) and r["timestamp"].endswith("Z") for r in requests)

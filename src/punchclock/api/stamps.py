@@ -13,8 +13,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from punchclock.errors import InvalidRequest, NotFound, PayloadTooLarge
+from punchclock import problems
+from punchclock.errors import InvalidRequest, NotFound, PayloadTooLarge, PunchclockError
 from punchclock.settings import Settings
 from punchclock.store import NewStamp, Stamp, Store
 from punchclock.store.base import MAX_ID
@@ -100,27 +102,53 @@ class StampsAPI:
         ]
 
     async def collection(self, request: Request) -> Response:
-        """One route for both methods of ``/app``, so a 405 there lists every allowed method."""
-        return await (self.create(request) if request.method == "POST" else self.list(request))
+        """One route for both methods of ``/app``, so a 405 there lists every allowed method. ``POST`` is
+        normally dispatched to ``create_asgi`` before Starlette (see ``RequestContext``); here it runs the
+        same callable, which Starlette calls as it calls a response."""
+        if request.method == "POST":
+            return self.create_asgi  # type: ignore[return-value]
+        return await self.list(request)
 
-    async def create(self, request: Request) -> Response:
+    async def create_asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /app`` as a bare ASGI callable: the hot path, without Starlette's request object, router and
+        exception middleware (each adds coroutine frames to every resume). Same answers as ``create``."""
         received_at = self.clock()
-        key = parse_idempotency_key(request.headers.getlist(KEY_HEADER))
-        await self._discard_body(request)
-        stored = await self.writer.record(NewStamp(key or uuid.uuid4().hex, received_at))
-        headers = {"Location": f"/app/{stored.stamp.id}"}
+        try:
+            keys = [value.decode("latin-1") for name, value in scope["headers"] if name == b"idempotency-key"]
+            key = parse_idempotency_key(keys)
+            await self._drain(scope, receive)
+            stored = await self.writer.record(NewStamp(key or uuid.uuid4().hex, received_at))
+        except PunchclockError as exc:
+            await (await problems.punchclock_error(Request(scope), exc))(scope, receive, send)
+            return
+        except Exception as exc:  # the outermost catch-all, as ServerErrorMiddleware is for other routes
+            await (await problems.unexpected_error(Request(scope), exc))(scope, receive, send)
+            return
+        location = f"/app/{stored.stamp.id}".encode()
+        body = orjson.dumps(to_json(stored.stamp))
+        headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            (b"location", location),
+        ]
         if not stored.created:
-            headers["Idempotent-Replayed"] = "true"
-        return json_response(to_json(stored.stamp), 201, headers)
+            headers.append((b"idempotent-replayed", b"true"))
+        await send({"type": "http.response.start", "status": 201, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
-    async def _discard_body(self, request: Request) -> None:
+    async def _drain(self, scope: Scope, receive: Receive) -> None:
         """Read at most ``max_body`` bytes of a body nobody needs; refuse more without reading it all."""
-        length = request.headers.get("content-length")
-        if length is not None and (not _is_number(length) or int(length) > self.max_body):
-            raise PayloadTooLarge(f"POST /app takes no body; at most {self.max_body} bytes are accepted")
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > self.max_body):
+                raise PayloadTooLarge(f"POST /app takes no body; at most {self.max_body} bytes are accepted")
         received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            more = message.get("more_body", False)
             if received > self.max_body:
                 raise PayloadTooLarge(f"POST /app takes no body; at most {self.max_body} bytes are accepted")
 
