@@ -41,6 +41,9 @@ def state() -> Iterator[Path]:
         lifecycle.up(path / "cluster", apps=2)
         yield path / "cluster"
     finally:
+        keep = os.environ.get("PUNCHCLOCK_BACKUP_KEEP_LOGS")
+        if keep and (path / "cluster" / "log").exists():
+            shutil.copytree(path / "cluster" / "log", Path(keep) / path.name, dirs_exist_ok=True)
         lifecycle.down(path / "cluster", purge=True)
         shutil.rmtree(path, ignore_errors=True)
 
@@ -85,12 +88,15 @@ def test_backups_and_drill_keep_working_after_the_leader_crashes(state: Path) ->
 
 
 def test_lost_cluster_runbook_brings_every_stamp_back(state: Path) -> None:
-    """Given acknowledged stamps, when every node's and etcd's data is lost, then restoring the latest backup,
-    releasing it into pg1 and starting the cluster again serves the same stamps under the same keys."""
+    """Given a backup and stamps acknowledged after it, when every node's and etcd's data is lost, then restoring
+    the latest backup, releasing it into pg1 and starting the cluster again serves the same stamps under the same
+    keys."""
     from deploy.cluster import lifecycle
 
     source: Source = load_cluster(state)
     url = str(source.app_url)
+    source.br.ensure_stanza()
+    source.br.backup("full")
     receipts = {f"runbook-{n}": post(url, f"runbook-{n}") for n in range(10)}
     source.seal()
     spec = json.loads((state / "cluster.json").read_text())

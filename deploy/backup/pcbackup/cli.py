@@ -72,7 +72,11 @@ def repository(args: argparse.Namespace) -> PgBackRest:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     br = repository(args)
-    br.stanza_create()
+    br.ensure_stanza()
+    try:
+        live_source(args).checkpoint()
+    except BackupError as error:
+        print(f"pcbackup backup: no checkpoint before the backup ({error})", file=sys.stderr)
     started = time.monotonic()
     done = br.backup(args.type)
     print(
@@ -154,11 +158,13 @@ def run_drill(args: argparse.Namespace, source: Source, private: bool, scratch: 
 
 
 def live_source(args: argparse.Namespace) -> Source:
-    """The cluster from cluster.json, or with --config the hosts listed in that pgbackrest.conf."""
-    if args.config:
-        return load_config(args.config, app_url=getattr(args, "app_url", None))
-    source = load_cluster(args.state)
+    """The cluster from cluster.json, or the hosts listed in pgbackrest.conf (--config, or the state's)."""
     app_url = getattr(args, "app_url", None)
+    if args.config:
+        return load_config(args.config, app_url=app_url)
+    if not (args.state / "cluster.json").exists():
+        return load_config(args.state / "pgbackrest" / "pgbackrest.conf", app_url=app_url)
+    source = load_cluster(args.state)
     return dataclasses.replace(source, app_url=app_url) if app_url else source
 
 

@@ -100,13 +100,16 @@ class Drill:
 
     def run(self) -> DrillReport:
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-        self.br.stanza_create()
+        self.br.ensure_stanza()
         started = time.monotonic()
+        self.primary().query("CHECKPOINT")  # see sources.Source.checkpoint
         backup = self.br.backup(self.backup_type)
         backup_seconds = time.monotonic() - started
         before = self.primary().stamps()
         batch_a = self.writer.write([f"restore-drill-{run_id}-a-{n:05d}" for n in range(self.count_before)])
-        time.sleep(self.settle_seconds)
+        # pgBackRest compares a time target with backup stop times in whole seconds: keep the target at least
+        # one full second after the backup, or it finds no backup that ended before it.
+        time.sleep(max(self.settle_seconds, backup["timestamp"]["stop"] + 1.2 - time.time()))
         target = self.primary().value(
             "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"
         )

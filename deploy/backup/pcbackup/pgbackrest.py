@@ -12,6 +12,9 @@ from pcbackup._proc import BackupError, run_as_postgres
 from pcbackup.config import STANZA
 
 BACKUP_TYPES = ("full", "diff", "incr")
+# pgbackrest info status codes meaning the stanza does not exist (yet) in the repository.
+STATUS_MISSING_STANZA_PATH = 1
+STATUS_MISSING_STANZA_DATA = 3
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,19 @@ class PgBackRest:
     def stanza_create(self) -> None:
         """Create the stanza in the repository; a no-op when it exists and matches the cluster."""
         self.run("stanza-create")
+
+    def ensure_stanza(self) -> None:
+        """Create the stanza only when the repository lacks it.
+
+        stanza-create takes the archive lock, which an asynchronous archive-push holds while it works (for a
+        while after a failover, for instance), so it is not run when ``info`` already finds the stanza.
+        """
+        try:
+            code = self.info().get("status", {}).get("code")
+        except BackupError:
+            code = None
+        if code in (None, STATUS_MISSING_STANZA_PATH, STATUS_MISSING_STANZA_DATA):
+            self.stanza_create()
 
     def check(self) -> None:
         """Verify the configuration and force a WAL switch that must reach the archive."""

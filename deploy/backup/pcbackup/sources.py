@@ -34,6 +34,12 @@ class Source:
                     return db
         raise BackupError("no PostgreSQL node answers as primary")
 
+    def checkpoint(self) -> None:
+        """CHECKPOINT on the primary. Right after a promotion pg_control still names the old timeline until
+        the next checkpoint, and pgBackRest refuses to back up ("WAL timeline 2 does not match pg_control
+        timeline 1"); one checkpoint first settles it."""
+        self.primary().query("CHECKPOINT")
+
     def seal(self) -> None:
         """Commit a transaction and archive the WAL holding it, so every moment up to now is restorable.
 
