@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from punchclock.api.stamps import decode_cursor, encode_cursor, parse_idempotency_key, parse_limit, rfc3339
+from punchclock.api.stamps import (
+    decode_cursor,
+    dumps,
+    encode_cursor,
+    parse_idempotency_key,
+    parse_limit,
+    rfc3339,
+    to_json,
+)
 from punchclock.errors import InvalidRequest
+from punchclock.store import Stamp
 
 visible = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=255)
 
@@ -54,3 +64,10 @@ def test_limit_bounds(raw: str | None, expected: int) -> None:
 def test_stamps_are_rfc3339_utc_with_microseconds() -> None:
     """Receipts carry Z-suffixed UTC with six fractional digits, even on a whole second."""
     assert rfc3339(datetime(2026, 11, 27, 10, 0, tzinfo=UTC)) == "2026-11-27T10:00:00.000000Z"
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_receipts_render_every_moment_with_six_fraction_digits(moment: datetime) -> None:
+    """Whatever the microseconds, a receipt's recorded_at is Z-suffixed UTC with exactly six digits."""
+    rendered = json.loads(dumps(to_json(Stamp(1, moment))))["recorded_at"]
+    assert rendered == rfc3339(moment)

@@ -34,11 +34,18 @@ def rfc3339(moment: datetime) -> str:
 
 
 def to_json(stamp: Stamp) -> dict[str, Any]:
-    return {"id": stamp.id, "recorded_at": rfc3339(stamp.recorded_at)}
+    """The stamp for ``dumps``. orjson renders an aware UTC datetime as RFC 3339 itself, ten times faster
+    than ``rfc3339``, but drops a zero fraction; that rare case is formatted here to keep six digits."""
+    moment = stamp.recorded_at
+    return {"id": stamp.id, "recorded_at": moment if moment.microsecond else rfc3339(moment)}
+
+
+def dumps(body: object) -> bytes:
+    return orjson.dumps(body, option=orjson.OPT_UTC_Z)
 
 
 def json_response(body: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
+    return Response(dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 
 def parse_idempotency_key(values: list[str]) -> str | None:
@@ -125,7 +132,7 @@ class StampsAPI:
             await (await problems.unexpected_error(Request(scope), exc))(scope, receive, send)
             return
         location = f"/app/{stored.stamp.id}".encode()
-        body = orjson.dumps(to_json(stored.stamp))
+        body = dumps(to_json(stored.stamp))
         headers = [
             (b"content-length", str(len(body)).encode()),
             (b"content-type", b"application/json"),
