@@ -5,12 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///punchclock.db"
+# Passwords that ship in examples and images; production refuses them.
+WELL_KNOWN_PASSWORDS = frozenset({"postgres", "password", "changeme", "punchclock", "secret", "admin"})
 
 
 class CommitMode(StrEnum):
@@ -86,8 +88,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
-        if self.environment is Environment.PRODUCTION and self.is_sqlite and self.workers > 1:
-            raise ValueError("SQLite is single-writer: run one worker, or use PostgreSQL")
+        if self.environment is Environment.PRODUCTION:
+            if self.is_sqlite and self.workers > 1:
+                raise ValueError("SQLite is single-writer: run one worker, or use PostgreSQL")
+            if _password(self.dsn) in WELL_KNOWN_PASSWORDS:
+                raise ValueError("the database password is a well-known default; set a real secret")
         return self
 
     @property
@@ -112,6 +117,11 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Read settings from the process environment; call once at start-up and pass the result in."""
     return Settings()
+
+
+def _password(dsn: str) -> str | None:
+    auth = dsn.partition("://")[2].rpartition("@")[0]
+    return unquote(auth.partition(":")[2]) if ":" in auth else None
 
 
 def redact(dsn: str) -> str:

@@ -64,3 +64,13 @@ def test_production_refuses_several_sqlite_workers(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("PUNCHCLOCK_WORKERS", "4")
     with pytest.raises(ValidationError, match="single-writer"):
         load_settings()
+
+
+def test_production_refuses_a_well_known_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside development, a default password such as 'postgres' stops start-up; development allows it."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:postgres@db:5432/punchclock")
+    assert load_settings().dsn.endswith("@db:5432/punchclock")
+    monkeypatch.setenv("PUNCHCLOCK_ENV", "production")
+    with pytest.raises(ValidationError, match="well-known default") as caught:
+        load_settings()
+    assert "postgres@db" not in str(caught.value)
