@@ -10,6 +10,7 @@ import contextlib
 import grp
 import json
 import os
+import random
 import secrets
 import socket
 from dataclasses import asdict, dataclass, field
@@ -95,15 +96,25 @@ class Layout:
         )
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports on 127.0.0.1 that nothing listens on right now."""
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket())
-            sock.bind(("127.0.0.1", 0))
-            ports.append(int(sock.getsockname()[1]))
-        return ports
+    """``count`` distinct free TCP ports on 127.0.0.1, below the kernel's ephemeral range.
+
+    Processes of the cluster restart on the same ports (a killed instance, a rolling restart); a port from
+    the ephemeral range could meanwhile be taken by any outgoing connection or ``bind(0)`` on the machine.
+    """
+    low = max(10000, _ephemeral_low() - 12000)
+    candidates = random.sample(range(low, _ephemeral_low()), k=min(2000, _ephemeral_low() - low))
+    ports = [port for port in candidates if port_is_free(port)][:count]
+    if len(ports) < count:
+        raise RuntimeError(f"found only {len(ports)} free ports between {low} and {_ephemeral_low()}")
+    return ports
 
 
 def port_is_free(port: int) -> bool:
