@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -9,8 +10,8 @@ from tests.support.pg import PostgresServer
 
 from bench.model import LoadResult, Measurement, rows_agree
 from bench.pgbench import run_pgbench
-from bench.processes import RssSampler
 from bench.rows import RowCount, settled
+from bench.sampling import MachineSampler, TreeSampler
 from bench.service import RunningService
 from bench.settings import BenchSettings
 from bench.wrk import run_wrk
@@ -18,6 +19,15 @@ from bench.wrk import run_wrk
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
+
+
+def postmaster_pid(server: PostgresServer) -> int:
+    """The PostgreSQL server's main process; its children are the backends doing the work."""
+    return int((server.data_dir / "postmaster.pid").read_text().split()[0])
+
+
+def _db_sampler(db: PostgresServer | None) -> TreeSampler | contextlib.nullcontext[None]:
+    return TreeSampler(postmaster_pid(db)) if db is not None else contextlib.nullcontext()
 
 
 def http_run(
@@ -30,13 +40,15 @@ def http_run(
     settings: BenchSettings,
     log: Path,
     rows: RowCount | None = None,
+    db: PostgresServer | None = None,
 ) -> Measurement:
-    """wrk against the running service; with ``rows``, new rows must equal the 2xx responses."""
+    """wrk against the running service; with ``rows``, new rows must equal the 2xx responses; with ``db``,
+    PostgreSQL's CPU time is measured too."""
     say(f"bench: {label}, {connections} connections, {settings.seconds}s")
     if settings.warmup_seconds:
         run_wrk(service.url, method, path, connections, settings.warmup_seconds, log, settings.tail_seconds)
     before = settled(rows) if rows else None
-    with RssSampler(service.pid) as rss:
+    with MachineSampler() as machine, TreeSampler(service.pid) as rss, _db_sampler(db) as database:
         load = run_wrk(service.url, method, path, connections, settings.seconds, log, settings.tail_seconds)
     after = settled(rows) if rows else None
     rows_new = after - before if after is not None and before is not None else None
@@ -49,6 +61,8 @@ def http_run(
         rss_total_mb=rss.peak_total_mb,
         server_processes=rss.processes,
         server_cpu_s=round(rss.cpu_seconds, 2),
+        db_cpu_s=round(database.cpu_seconds, 2) if database is not None else None,
+        machine_cores=round(machine.cores, 2),
         rows_new=rows_new,
         rows_match=rows_agree(rows_new, load) if rows_new is not None else None,
     )
@@ -70,13 +84,16 @@ def pgbench_run(
     if settings.warmup_seconds:
         run_pgbench(server, connections, settings.warmup_seconds, work_dir, log, record=False)
     before = settled(rows)
-    load = run_pgbench(server, connections, settings.seconds, work_dir, log)
+    with MachineSampler() as machine, TreeSampler(postmaster_pid(server)) as database:
+        load = run_pgbench(server, connections, settings.seconds, work_dir, log)
     rows_new = settled(rows) - before
     result = Measurement(
         name="pgbench_commit" if headline else f"pgbench_commit_c{connections}",
         label="pgbench: one-row INSERT per transaction",
         connections=connections,
         load=load,
+        db_cpu_s=round(database.cpu_seconds, 2),
+        machine_cores=round(machine.cores, 2),
         rows_new=rows_new,
         rows_match=rows_new == load.ok,
     )
@@ -92,6 +109,10 @@ def summary(m: Measurement) -> str:
     )
     if m.rss_mb is not None:
         text += f"  RSS {m.rss_mb:.0f} MB  server CPU {m.server_cpu_us_per_request} µs/req"
+    text += (
+        f"  cores busy: server {m.server_cores} db {m.db_cores} load generator {m.client_cores}"
+        f" whole machine {m.machine_cores}"
+    )
     if m.rows_match is not None:
         text += f"  rows {m.rows_new} {'==' if m.rows_new == load.ok else '!='} 2xx {load.ok}"
         if load.unfinished:

@@ -19,6 +19,7 @@ class LoadResult:
     p999_ms: float
     max_ms: float
     unfinished: int = 0  # requests still unanswered when the load generator stopped (see stamp.lua)
+    client_cpu_s: float | None = None  # CPU time of the load generator itself (wrk or pgbench)
 
     @property
     def ok(self) -> int:
@@ -49,6 +50,8 @@ class Measurement:
     rss_total_mb: float | None = None  # peak RSS summed over the server's processes
     server_processes: int | None = None
     server_cpu_s: float | None = None  # CPU time the server used during the measured run
+    db_cpu_s: float | None = None  # CPU time PostgreSQL (postmaster and backends) used during the run
+    machine_cores: float | None = None  # cores the whole machine kept busy (other users' load included)
     rows_new: int | None = None  # rows the run added to the table
     rows_match: bool | None = None  # rows_new == ok (None when the run writes nothing); see rows_agree
 
@@ -59,12 +62,23 @@ class Measurement:
             return None
         return round(self.server_cpu_s / self.load.requests * 1e6, 1)
 
+    def _cores(self, cpu_s: float | None) -> float | None:
+        if cpu_s is None or not self.load.window_s:
+            return None
+        return round(cpu_s / self.load.window_s, 2)
+
     @property
     def server_cores(self) -> float | None:
         """CPU cores the server kept busy on average: near 1.0 per process means it was CPU-bound."""
-        if self.server_cpu_s is None or not self.load.window_s:
-            return None
-        return round(self.server_cpu_s / self.load.window_s, 2)
+        return self._cores(self.server_cpu_s)
+
+    @property
+    def db_cores(self) -> float | None:
+        return self._cores(self.db_cpu_s)
+
+    @property
+    def client_cores(self) -> float | None:
+        return self._cores(self.load.client_cpu_s)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -75,5 +89,8 @@ class Measurement:
             "ok": self.load.ok,
             "server_cpu_us_per_request": self.server_cpu_us_per_request,
             "server_cores": self.server_cores,
+            "db_cores": self.db_cores,
+            "client_cores": self.client_cores,
+            "machine_cores": self.machine_cores,
             **{key: (round(value, 3) if isinstance(value, float) else value) for key, value in load.items()},
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -12,6 +13,7 @@ from tests.support.pg import PASSWORD, PG_BIN, PostgresServer
 
 from bench.model import LoadResult
 from bench.processes import spawn, stop
+from bench.sampling import children_cpu_seconds
 
 # The same statement shape the service's one-row path needs: a server-made unique key and a timestamp.
 INSERT_ONE = "INSERT INTO stamps (key, recorded_at) VALUES (gen_random_uuid()::text, now());\n"
@@ -60,6 +62,7 @@ def run_pgbench(
     argv.append("punchclock")
     out = work_dir / "pgbench.out"
     out.unlink(missing_ok=True)
+    cpu_before = children_cpu_seconds()
     proc = spawn(argv, out, env={**os.environ, "PGPASSWORD": PASSWORD}, cwd=work_dir)
     try:
         proc.wait(timeout=seconds + 120)
@@ -67,12 +70,14 @@ def run_pgbench(
         raise RuntimeError("pgbench did not finish") from None
     finally:
         stop(proc)
+    client_cpu_s = children_cpu_seconds() - cpu_before
     text = out.read_text(errors="replace")
     with log.open("a") as handle:
         handle.write(f"$ {' '.join(argv)}\n{text}\n")
     if proc.returncode != 0:
         raise RuntimeError(f"pgbench failed ({proc.returncode}):\n{text[-2000:]}")
-    return parse_pgbench(text, sorted(_latencies_ms(work_dir)) if record else [])
+    result = parse_pgbench(text, sorted(_latencies_ms(work_dir)) if record else [])
+    return dataclasses.replace(result, client_cpu_s=round(client_cpu_s, 2))
 
 
 def _latencies_ms(work_dir: Path) -> list[float]:

@@ -6,7 +6,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -62,88 +61,6 @@ def interrupts_unwind() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def rss_kib(pid: int) -> int:
-    """Resident set size of one process in KiB (0 when it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        pass
-    return 0
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_ticks(pid: int) -> int:
-    """User plus system CPU time a process has used, in clock ticks (0 when it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return 0
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants (workers of a multi-process server)."""
-    tree, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        tree.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                pending.extend(int(child) for child in task.read_text().split())
-    return tree
-
-
-class RssSampler:
-    """Samples the RSS of a process tree in the background (``peak_process_mb``, ``peak_total_mb``) and
-    the CPU time it used between enter and exit (``cpu_seconds``)."""
-
-    def __init__(self, pid: int, interval: float = 0.25) -> None:
-        self.pid = pid
-        self.interval = interval
-        self.peak_process_kib = 0
-        self.peak_total_kib = 0
-        self.processes = 0
-        self._ticks: dict[int, int] = {}
-        self.cpu_seconds = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            tree = process_tree(self.pid)
-            for pid in tree:
-                self._ticks.setdefault(pid, cpu_ticks(pid))
-            sizes = [rss_kib(pid) for pid in tree]
-            if sizes:
-                self.peak_process_kib = max(self.peak_process_kib, *sizes)
-                self.peak_total_kib = max(self.peak_total_kib, sum(sizes))
-                self.processes = max(self.processes, len(sizes))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSampler:
-        self._ticks = {pid: cpu_ticks(pid) for pid in process_tree(self.pid)}
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        used = sum(max(0, cpu_ticks(pid) - start) for pid, start in self._ticks.items())
-        self.cpu_seconds = used / CLOCK_TICKS
-
-    @property
-    def peak_process_mb(self) -> float:
-        return round(self.peak_process_kib / 1024, 1)
-
-    @property
-    def peak_total_mb(self) -> float:
-        return round(self.peak_total_kib / 1024, 1)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:

@@ -126,7 +126,10 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
                 str(run["socket_errors"]),
                 _cell(run["rss_mb"], "{:.0f}"),
                 _cell(run.get("server_cpu_us_per_request"), "{:.0f}"),
-                _cell(run.get("server_cores"), "{:.2f}"),
+                "/".join(
+                    _cell(run.get(key), "{:.1f}")
+                    for key in ("server_cores", "db_cores", "client_cores", "machine_cores")
+                ),
                 check,
             ]
         )
@@ -144,7 +147,7 @@ HEADER = [
     "sock err",
     "RSS MB",
     "CPU µs/req",
-    "srv cores",
+    "cores srv/db/load/all",
     "rows",
 ]
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.support.pg import running_postgres
+from tests.support.pg import PostgresServer, running_postgres
 
 from bench import machine, plot, report
 from bench.measure import http_run, pgbench_run, say
@@ -43,8 +43,10 @@ def measure_all(settings: BenchSettings, work: Path) -> tuple[list[Measurement],
     log = work / "bench.log"
     workers = {"PUNCHCLOCK_WORKERS": str(settings.workers)}
 
-    def post(name: str, label: str, svc: RunningService, connections: int, rows: RowCount) -> None:
-        runs.append(http_run(name, label, svc, "POST", "/app", connections, settings, log, rows))
+    def post(
+        name: str, label: str, svc: RunningService, connections: int, rows: RowCount, db: PostgresServer | None
+    ) -> None:
+        runs.append(http_run(name, label, svc, "POST", "/app", connections, settings, log, rows, db))
 
     with running_postgres(parent=work) as pg:
         dsn = pg.dsn()
@@ -56,17 +58,17 @@ def measure_all(settings: BenchSettings, work: Path) -> tuple[list[Measurement],
         with running_service(dsn, work / "serve-group.log", workers) as svc:
             runs.append(http_run("healthz", HEALTHZ, svc, "GET", "/healthz", conns, settings, log))
             for c in [conns, *sorted(set(settings.sweep) - {conns})]:
-                post(f"post_app_group_c{c}", "POST /app, group commit", svc, c, rows)
+                post(f"post_app_group_c{c}", "POST /app, group commit", svc, c, rows, pg)
         for name, label, overrides in POST_VARIANTS + (EXTRA_POST_VARIANTS if settings.extra_runs else []):
             with running_service(dsn, work / f"serve-{name}.log", {**workers, **overrides}) as svc:
-                post(name, label, svc, conns, rows)
+                post(name, label, svc, conns, rows, pg)
         if settings.scan_rows:
             with running_service(dsn, work / "serve-scan.log", workers) as svc:
                 scan = table_scan(pg, svc, settings, log)
     sqlite_db = work / "sqlite" / "punchclock.db"
     sqlite_db.parent.mkdir()
     with running_service(f"sqlite:///{sqlite_db}", work / "serve-sqlite.log") as svc:
-        post("post_app_sqlite", "POST /app, SQLite (embedded default)", svc, conns, sqlite_rows(sqlite_db))
+        post("post_app_sqlite", "POST /app, SQLite (embedded default)", svc, conns, sqlite_rows(sqlite_db), None)
     return runs, scan
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from bench.model import LoadResult
 from bench.processes import spawn, stop
+from bench.sampling import children_cpu_seconds
 
 SCRIPT = Path(__file__).resolve().parent / "stamp.lua"
 TIMEOUT = "5s"  # a request slower than this counts as a wrk timeout
@@ -44,6 +46,7 @@ def run_wrk(
     ]
     out = log.with_suffix(".out")
     out.unlink(missing_ok=True)
+    cpu_before = children_cpu_seconds()
     proc = spawn(argv, out)
     try:
         proc.wait(timeout=seconds + tail + 60)
@@ -51,10 +54,11 @@ def run_wrk(
         raise RuntimeError(f"wrk did not finish: {argv}") from None
     finally:
         stop(proc)
+    client_cpu_s = children_cpu_seconds() - cpu_before
     text = out.read_text(errors="replace")
     with log.open("a") as handle:
         handle.write(f"$ {' '.join(argv)}\n{text}\n")
-    return parse_wrk(text)
+    return dataclasses.replace(parse_wrk(text), client_cpu_s=round(client_cpu_s, 2))
 
 
 def parse_wrk(text: str) -> LoadResult:
