@@ -62,6 +62,13 @@ class Measurement:
             return None
         return round(self.server_cpu_s / self.load.requests * 1e6, 1)
 
+    @property
+    def db_cpu_us_per_request(self) -> float | None:
+        """PostgreSQL CPU per completed request (per transaction for pgbench): what one durable row costs it."""
+        if self.db_cpu_s is None or not self.load.requests:
+            return None
+        return round(self.db_cpu_s / self.load.requests * 1e6, 1)
+
     def _cores(self, cpu_s: float | None) -> float | None:
         if cpu_s is None or not self.load.window_s:
             return None
@@ -88,6 +95,7 @@ class Measurement:
             "rps": round(self.load.rps, 1),
             "ok": self.load.ok,
             "server_cpu_us_per_request": self.server_cpu_us_per_request,
+            "db_cpu_us_per_request": self.db_cpu_us_per_request,
             "server_cores": self.server_cores,
             "db_cores": self.db_cores,
             "client_cores": self.client_cores,

@@ -28,6 +28,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     for key, label, marker in (
         ("per_request_commit_rps", "POST /app, per-request commit", "s"),
         ("sqlite_post_app_rps", "POST /app, SQLite", "^"),
+        ("post_app_2_workers_rps", "POST /app, group commit, 2 workers", "D"),
     ):
         if results.get(key):
             top.plot([results["connections"]], [results[key]], marker, label=label)

@@ -125,7 +125,9 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
                 str(run["non_2xx"]),
                 str(run["socket_errors"]),
                 _cell(run["rss_mb"], "{:.0f}"),
-                _cell(run.get("server_cpu_us_per_request"), "{:.0f}"),
+                "/".join(
+                    _cell(run.get(key), "{:.0f}") for key in ("server_cpu_us_per_request", "db_cpu_us_per_request")
+                ),
                 "/".join(
                     _cell(run.get(key), "{:.1f}")
                     for key in ("server_cores", "db_cores", "client_cores", "machine_cores")
@@ -146,7 +148,7 @@ HEADER = [
     "non-2xx",
     "sock err",
     "RSS MB",
-    "CPU µs/req",
+    "CPU µs/req srv/db",
     "cores srv/db/load/all",
     "rows",
 ]
