@@ -231,8 +231,9 @@ def cmd_discard(args: argparse.Namespace) -> int:
 def cmd_release(args: argparse.Namespace) -> int:
     copy = restored_copy(args.dest)
     copy.release()
-    print(f"{copy.data_dir} is stopped, with no restore settings left: move it into place as the first node's")
-    print("data directory and start that node alone (docs/backup.md, 'We lost the whole cluster').")
+    print(f"{copy.data_dir} is stopped, with no restore settings left. Make it the new cluster as")
+    print("docs/backup.md, 'We lost the whole cluster', says: copy it into every node's data directory, or start")
+    print("one Patroni node alone on it and let the others clone.")
     return 0
 
 
