@@ -81,6 +81,11 @@ class Cluster:
                 os.kill(pid, signal.SIGKILL)
         supervisor.wait_gone(victims, 10)
 
+    def pgbackrest(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run a pgBackRest command on the cluster's stanza as the postgres user."""
+        argv = ["pgbackrest", f"--config={self.layout.pgbackrest_config}", f"--stanza={self.layout.stanza}", *args]
+        return subprocess.run(lifecycle.as_postgres(argv), capture_output=True, text=True, timeout=120, check=False)
+
     def kill_pid(self, pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 

@@ -10,6 +10,7 @@ import time
 
 import httpx
 import pytest
+from deploy.cluster import patroni
 from deploy.cluster.render import FAILOVER_BUDGET_SECONDS
 
 from tests.ha.cluster import Cluster, wait_until
@@ -58,6 +59,26 @@ def test_killed_leader_fails_over_and_rejoins(settled: Cluster, report: dict[str
     assert (verdict.lost, verdict.duplicates) == (0, 0)
     assert cluster.leader() == new
     assert all(f.status == 503 and f.retry_after for f in load.outcome.failures), load.outcome.failures[:5]
+
+
+def test_patroni_keeps_the_short_ttl(settled: Cluster) -> None:
+    """Patroni runs with ttl 10, synchronous and failsafe: what bounds the hard-kill failover gap (docs/ha.md)."""
+    # Given the running cluster, when its leader reports the configuration in force
+    leader = settled.layout.node(settled.wait_leader())
+    status, config = patroni.get(leader.rest_port, "/config")
+    # Then it is the one deploy/cluster rendered
+    assert status == 200
+    assert (config["ttl"], config["synchronous_mode"], config["failsafe_mode"]) == (10, True, True)
+
+
+def test_the_leader_archives_wal_with_pgbackrest(settled: Cluster) -> None:
+    """Whichever node leads (a new one after scenario 1) pushes its WAL to the pgBackRest repository."""
+    # Given the current leader, when pgBackRest checks the stanza (it switches WAL and waits for the archive)
+    leader = settled.wait_leader()
+    result = settled.pgbackrest("check")
+    # Then the segment arrived in the repository
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert leader == settled.leader()
 
 
 @full_only
