@@ -24,7 +24,7 @@ def wrk_binary() -> str:
 
 
 def run_wrk(
-    base_url: str, method: str, path: str, connections: int, seconds: int, log: Path, tail: int = 2
+    base_url: str, method: str, path: str, connections: int, seconds: int, log: Path, tail: int = 1
 ) -> LoadResult:
     """``connections`` keep-alive connections send ``method path`` back to back for ``seconds``; wrk idles
     ``tail`` more seconds so the last requests finish before it closes its connections (see stamp.lua)."""

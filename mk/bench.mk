@@ -5,6 +5,6 @@ BENCH_APT_PACKAGES := postgresql-15 wrk
 
 .PHONY: bench
 
-bench: dev ## measure POST /app against pgbench and /healthz (BENCH_SECONDS=5 for a quick run)
+bench: dev ## measure POST /app against pgbench and /healthz (BENCH_SECONDS=2: quick, ~2 min)
 	scripts/apt-ensure $(BENCH_APT_PACKAGES)
 	$(BIN)/python -m bench
