@@ -61,6 +61,8 @@ class Instance:
             "hot_standby": "on",
         }
         auto = self.data_dir / "postgresql.auto.conf"
+        # The restore's private spool directory is for the restore only: archive-get runs synchronously.
+        auto.write_text(re.sub(r" --spool-path=\S+", "", auto.read_text()))
         with auto.open("a") as handle:
             handle.write("# pcbackup restore: an isolated copy on its own port\n")
             handle.writelines(f"{key} = {value}\n" for key, value in overrides.items())

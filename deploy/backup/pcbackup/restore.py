@@ -55,7 +55,15 @@ def restore(
     """Restore into ``base_dir/data`` and start it; on any failure nothing half-restored is left behind."""
     check_destination(base_dir, br.config)
     instance = Instance(make_postgres_dir(base_dir), port or free_port())
-    options = [f"--pg1-path={instance.data_dir}", "--archive-mode=off", "--log-level-console=warn"]
+    # A private spool: restore empties the stanza's spool directory, which the cluster's asynchronous
+    # archive-push is using at the same moment on a shared host.
+    spool = make_postgres_dir(base_dir / "spool")
+    options = [
+        f"--pg1-path={instance.data_dir}",
+        f"--spool-path={spool}",
+        "--archive-mode=off",
+        "--log-level-console=warn",
+    ]
     if target:
         options += ["--type=time", f"--target={target}", "--target-action=promote"]
     if backup_set:
