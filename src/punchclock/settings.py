@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     writers: int = Field(default=2, ge=1, le=32, description="batches committed concurrently")
     pool_size: int = Field(default=4, ge=1, le=200)
 
-    failover_budget_seconds: Seconds = 15.0
+    failover_budget_seconds: Seconds = 20.0
     ready_timeout_seconds: Seconds = 1.0
     startup_wait_seconds: Seconds = 30.0
     drain_delay_seconds: Seconds = 0.0
