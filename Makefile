@@ -41,8 +41,8 @@ test-unit: dev ## the fast tests that need nothing but the package
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 lint: dev ## ruff and mypy
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests deploy bench
+	$(BIN)/ruff format --check src tests deploy bench
 	$(BIN)/mypy
 
 clean: ## remove the virtual environments and caches
