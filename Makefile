@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 # Debian packages each area's tests need; area makefiles in mk/ add to these.
-TEST_APT_PACKAGES := postgresql-15 postgresql-contrib
+TEST_APT_PACKAGES := postgresql-15 postgresql-contrib curl
 PYTEST_ARGS ?=
 
 -include mk/*.mk
