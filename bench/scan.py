@@ -25,17 +25,19 @@ DEPTH = 0.9  # the deep page starts this far into the table (from the newest row
 CONNECTIONS = 4
 
 
-def fill_to(server: PostgresServer, rows: int) -> int:
-    """Add rows straight through SQL until ``stamps`` holds ``rows`` (ids and times both ascending)."""
+def fill_to(server: PostgresServer, rows: int, chunk: int = 1_000_000) -> int:
+    """Add rows straight through SQL until ``stamps`` holds ``rows`` (ids and times both ascending), one
+    statement per ``chunk`` rows so each stays well inside the SQL client's timeout."""
     have = int(server.psql("SELECT count(*) FROM stamps"))
-    missing = rows - have
-    if missing > 0:
+    while have < rows:
+        add = min(chunk, rows - have)
         server.psql(
             "INSERT INTO stamps (key, recorded_at) "
-            f"SELECT gen_random_uuid()::text, now() - ({missing} - g) * interval '1 millisecond' "
-            f"FROM generate_series(1, {missing}) AS g"
+            f"SELECT gen_random_uuid()::text, now() - ({add} - g) * interval '1 microsecond' "
+            f"FROM generate_series(1, {add}) AS g"
         )
-        server.psql("VACUUM ANALYZE stamps")
+        have += add
+    server.psql("VACUUM ANALYZE stamps")
     return int(server.psql("SELECT count(*) FROM stamps"))
 
 
