@@ -118,7 +118,8 @@ class StampsAPI:
 
     async def create_asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /app`` as a bare ASGI callable: the hot path, without Starlette's request object, router and
-        exception middleware (each adds coroutine frames to every resume). Same answers as ``create``."""
+        exception middleware (each adds coroutine frames to every resume). Errors are answered by the same
+        problem handlers as every other route."""
         received_at = self.clock()
         try:
             keys = [value.decode("latin-1") for name, value in scope["headers"] if name == b"idempotency-key"]
