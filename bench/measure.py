@@ -12,6 +12,7 @@ from bench.model import LoadResult, Measurement, rows_agree
 from bench.pgbench import run_pgbench
 from bench.rows import RowCount, settled
 from bench.sampling import MachineSampler, TreeSampler
+from bench.server_metrics import commit_stats
 from bench.service import RunningService
 from bench.settings import BenchSettings
 from bench.wrk import run_wrk
@@ -48,9 +49,12 @@ def http_run(
     if settings.warmup_seconds:
         run_wrk(service.url, method, path, connections, settings.warmup_seconds, log, settings.tail_seconds)
     before = settled(rows) if rows else None
+    commits_before = commit_stats(service.url) if rows else None
     with MachineSampler() as machine, TreeSampler(service.pid) as rss, _db_sampler(db) as database:
         load = run_wrk(service.url, method, path, connections, settings.seconds, log, settings.tail_seconds)
     after = settled(rows) if rows else None
+    commits_after = commit_stats(service.url) if rows else None
+    commits = commits_after - commits_before if commits_after and commits_before else None
     rows_new = after - before if after is not None and before is not None else None
     result = Measurement(
         name=name,
@@ -65,6 +69,8 @@ def http_run(
         machine_cores=round(machine.cores, 2),
         rows_new=rows_new,
         rows_match=rows_agree(rows_new, load) if rows_new is not None else None,
+        mean_batch=commits.mean_batch if commits else None,
+        slow_commits=commits.slow_commits if commits else None,
     )
     say("       " + summary(result))
     return result
@@ -113,6 +119,8 @@ def summary(m: Measurement) -> str:
         f"  cores busy: server {m.server_cores} db {m.db_cores} load generator {m.client_cores}"
         f" whole machine {m.machine_cores}"
     )
+    if m.mean_batch is not None:
+        text += f"  mean batch {m.mean_batch}  commits over 100 ms {m.slow_commits}"
     if m.rows_match is not None:
         text += f"  rows {m.rows_new} {'==' if m.rows_new == load.ok else '!='} 2xx {load.ok}"
         if load.unfinished:

@@ -51,6 +51,8 @@ class Measurement:
     server_processes: int | None = None
     server_cpu_s: float | None = None  # CPU time the server used during the measured run
     db_cpu_s: float | None = None  # CPU time PostgreSQL (postmaster and backends) used during the run
+    mean_batch: float | None = None  # stamps per committed transaction, from the server's /metrics
+    slow_commits: int | None = None  # commits that took over 100 ms (server's /metrics)
     machine_cores: float | None = None  # cores the whole machine kept busy (other users' load included)
     rows_new: int | None = None  # rows the run added to the table
     rows_match: bool | None = None  # rows_new == ok (None when the run writes nothing); see rows_agree

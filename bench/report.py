@@ -112,6 +112,7 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
     for run in results["runs"]:
         check = "-" if run["rows_match"] is None else ("ok" if run["rows_match"] else "MISMATCH")
+        batch = "-" if run.get("mean_batch") is None else f"{run['mean_batch']:.1f}/{run['slow_commits']}"
         if run["rows_new"] is not None and run["rows_new"] != run["ok"]:
             check += f" ({run['rows_new']} rows, {run['ok']} 2xx, {run.get('unfinished', 0)} unanswered)"
         rows.append(
@@ -132,6 +133,7 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
                     _cell(run.get(key), "{:.1f}")
                     for key in ("server_cores", "db_cores", "client_cores", "machine_cores")
                 ),
+                batch,
                 check,
             ]
         )
@@ -150,6 +152,7 @@ HEADER = [
     "RSS MB",
     "CPU µs/req srv/db",
     "cores srv/db/load/all",
+    "batch/slow",
     "rows",
 ]
 
