@@ -8,12 +8,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
 from tests.support.pg import free_port, running_postgres
-from tests.support.process import PUNCHCLOCK, env_for, serving_process, wait_until_ready
+from tests.support.process import PUNCHCLOCK, env_for, serving_process, stamps_locked, wait_until_ready
 
 pytestmark = pytest.mark.postgres
 
@@ -75,18 +74,12 @@ async def test_requests_held_past_a_short_drain_bound_get_503_not_500(postgres_u
     migrate(env)
     with serving_process(env, tmp_path / "serve.log") as process:
         await asyncio.to_thread(wait_until_ready, url, process)
-        blocker = await asyncpg.connect(postgres_url)
-        transaction = blocker.transaction()
-        await transaction.start()
-        await blocker.execute("LOCK TABLE stamps IN EXCLUSIVE MODE")
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with stamps_locked(postgres_url), httpx.AsyncClient(timeout=30) as client:
             posts = [asyncio.create_task(client.post(f"{url}/app")) for _ in range(5)]
             await asyncio.sleep(1)
             process.send_signal(signal.SIGTERM)
             responses = await asyncio.gather(*posts)
-        exit_code = await asyncio.to_thread(process.wait, 30)
-        await transaction.rollback()
-        await blocker.close()
+            exit_code = await asyncio.to_thread(process.wait, 30)
 
     assert [r.status_code for r in responses] == [503] * 5
     assert {r.headers["content-type"] for r in responses} == {"application/problem+json"}

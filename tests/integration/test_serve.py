@@ -7,12 +7,11 @@ import signal
 import time
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
 from tests.support.pg import PostgresServer, free_port, running_postgres
-from tests.support.process import PUNCHCLOCK, env_for, serving_process, wait_until_ready
+from tests.support.process import PUNCHCLOCK, env_for, serving_process, stamps_locked, wait_until_ready
 
 pytestmark = pytest.mark.postgres
 
@@ -33,20 +32,15 @@ async def test_requests_in_flight_at_sigterm_complete_and_are_stored(postgres_ur
     env = migrated_env(postgres_url, PORT=str(port), PUNCHCLOCK_ACCESS_LOG="false")
     with serving_process(env, tmp_path / "serve.log") as process:
         await asyncio.to_thread(wait_until_ready, url, process)
-        blocker = await asyncpg.connect(postgres_url)
-        transaction = blocker.transaction()
-        await transaction.start()
-        await blocker.execute("LOCK TABLE stamps IN EXCLUSIVE MODE")
-        async with httpx.AsyncClient(timeout=60) as client:
+        async with stamps_locked(postgres_url) as blocker, httpx.AsyncClient(timeout=60) as client:
             posts = [asyncio.create_task(client.post(f"{url}/app")) for _ in range(50)]
             await asyncio.sleep(1)  # every POST is now waiting on the locked table
             process.send_signal(signal.SIGTERM)
             await asyncio.sleep(1)
-            await transaction.rollback()
+            await blocker.execute("ROLLBACK")
             responses = await asyncio.gather(*posts)
-        exit_code = await asyncio.to_thread(process.wait, 30)
-        stored = {row["id"] for row in await blocker.fetch("SELECT id FROM stamps")}
-        await blocker.close()
+            exit_code = await asyncio.to_thread(process.wait, 30)
+            stored = {row["id"] for row in await blocker.fetch("SELECT id FROM stamps")}
 
     assert [r.status_code for r in responses] == [201] * 50
     assert {r.json()["id"] for r in responses} <= stored

@@ -7,10 +7,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
+import asyncpg
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,3 +58,16 @@ def serving_process(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
+
+
+@asynccontextmanager
+async def stamps_locked(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """Hold an exclusive lock on ``stamps`` so every insert waits, until ``ROLLBACK`` on the yielded
+    connection or the end of the block."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("BEGIN")
+        await conn.execute("LOCK TABLE stamps IN EXCLUSIVE MODE")
+        yield conn
+    finally:
+        await conn.close()
