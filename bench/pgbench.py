@@ -6,14 +6,12 @@ import dataclasses
 import math
 import os
 import re
-import subprocess
 from pathlib import Path
 
 from tests.support.pg import PASSWORD, PG_BIN, PostgresServer
 
 from bench.model import LoadResult
-from bench.processes import spawn, stop
-from bench.sampling import children_cpu_seconds
+from bench.processes import run_to_end
 
 # The same statement shape the service's one-row path needs: a server-made unique key and a timestamp.
 # pgbench's -T includes opening its connections (SCRAM authentication, ~1 s for 64 clients on a busy machine);
@@ -64,22 +62,12 @@ def run_pgbench(
     if record:
         argv += ["-l", f"--log-prefix={work_dir / 'pgbench_log'}"]
     argv.append("punchclock")
-    out = work_dir / "pgbench.out"
-    out.unlink(missing_ok=True)
-    cpu_before = children_cpu_seconds()
-    proc = spawn(argv, out, env={**os.environ, "PGPASSWORD": PASSWORD}, cwd=work_dir)
-    try:
-        proc.wait(timeout=seconds + 120)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError("pgbench did not finish") from None
-    finally:
-        stop(proc)
-    client_cpu_s = children_cpu_seconds() - cpu_before
-    text = out.read_text(errors="replace")
-    with log.open("a") as handle:
-        handle.write(f"$ {' '.join(argv)}\n{text}\n")
-    if proc.returncode != 0:
-        raise RuntimeError(f"pgbench failed ({proc.returncode}):\n{text[-2000:]}")
+    env = {**os.environ, "PGPASSWORD": PASSWORD}
+    text, returncode, client_cpu_s = run_to_end(
+        argv, work_dir / "pgbench.out", log, seconds + 120, env=env, cwd=work_dir
+    )
+    if returncode != 0:
+        raise RuntimeError(f"pgbench failed ({returncode}):\n{text[-2000:]}")
     result = parse_pgbench(text, sorted(_latencies_ms(work_dir)) if record else [])
     return dataclasses.replace(result, client_cpu_s=round(client_cpu_s, 2))
 

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+from bench.sampling import children_cpu_seconds
+
 
 def spawn(
     argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
@@ -26,6 +28,32 @@ def spawn(
             cwd=cwd,
             start_new_session=True,
         )
+
+
+def run_to_end(
+    argv: Sequence[str],
+    out: Path,
+    log: Path,
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[str, int, float]:
+    """Run a load generator to its end (bounded by ``timeout``), append its command and output to ``log``;
+    return its output, exit code and the CPU seconds it used."""
+    out.unlink(missing_ok=True)
+    cpu_before = children_cpu_seconds()
+    proc = spawn(argv, out, env=env, cwd=cwd)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{argv[0]} did not finish: {' '.join(argv)}") from None
+    finally:
+        stop(proc)
+    cpu_s = children_cpu_seconds() - cpu_before
+    text = out.read_text(errors="replace")
+    with log.open("a") as handle:
+        handle.write(f"$ {' '.join(argv)}\n{text}\n")
+    return text, int(proc.returncode), cpu_s
 
 
 def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:

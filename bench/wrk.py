@@ -5,12 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 from bench.model import LoadResult
-from bench.processes import spawn, stop
-from bench.sampling import children_cpu_seconds
+from bench.processes import run_to_end
 
 SCRIPT = Path(__file__).resolve().parent / "stamp.lua"
 TIMEOUT = "5s"  # a request slower than this counts as a wrk timeout
@@ -44,20 +42,7 @@ def run_wrk(
         str(seconds),
         str(connections),
     ]
-    out = log.with_suffix(".out")
-    out.unlink(missing_ok=True)
-    cpu_before = children_cpu_seconds()
-    proc = spawn(argv, out)
-    try:
-        proc.wait(timeout=seconds + tail + 60)
-    except subprocess.TimeoutExpired:
-        raise RuntimeError(f"wrk did not finish: {argv}") from None
-    finally:
-        stop(proc)
-    client_cpu_s = children_cpu_seconds() - cpu_before
-    text = out.read_text(errors="replace")
-    with log.open("a") as handle:
-        handle.write(f"$ {' '.join(argv)}\n{text}\n")
+    text, _, client_cpu_s = run_to_end(argv, log.with_suffix(".out"), log, seconds + tail + 60)
     return dataclasses.replace(parse_wrk(text), client_cpu_s=round(client_cpu_s, 2))
 
 
