@@ -20,15 +20,17 @@ PYTEST_ARGS ?=
 help: ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
+# python3-venv is not part of a minimal Debian; the venv module is how uv itself gets installed.
 $(UV):
+	scripts/apt-ensure python3 python3-venv
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 install: $(UV) ## create .venv with punchclock and its pinned runtime dependencies
-	$(UV) sync --frozen --no-dev --inexact
+	$(UV) sync --locked --no-dev --inexact
 
-dev: $(UV) ## create .venv with the test and lint tools as well
-	$(UV) sync --frozen
+dev: $(UV) ## create .venv with the test and lint tools and the project's tooling (tools/) as well
+	$(UV) sync --locked
 
 run: install ## serve on http://localhost:8000 using an embedded SQLite database
 	$(BIN)/punchclock serve
@@ -41,8 +43,8 @@ test-unit: dev ## the fast tests that need nothing but the package
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 lint: dev ## ruff and mypy
-	$(BIN)/ruff check src tests deploy bench
-	$(BIN)/ruff format --check src tests deploy bench
+	$(BIN)/ruff check src tools tests bench
+	$(BIN)/ruff format --check src tools tests bench
 	$(BIN)/mypy
 
 clean: ## remove the virtual environments and caches

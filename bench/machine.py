@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tests.support.pg import PG_BIN
+from punchclock_tools import postgres
 
 
 def _first_line(argv: list[str]) -> str:
@@ -59,8 +59,8 @@ def describe() -> dict[str, Any]:
         "kernel": platform.release(),
         "os": _first_line(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
         "python": platform.python_version(),
-        "postgresql": _first_line([str(PG_BIN / "postgres"), "--version"]),
-        "pgbench": _first_line([str(PG_BIN / "pgbench"), "--version"]),
+        "postgresql": _first_line([str(postgres.PG_BIN / "postgres"), "--version"]),
+        "pgbench": _first_line([str(postgres.PG_BIN / "pgbench"), "--version"]),
         "wrk": _first_line([wrk, "--version"]) if wrk else "not found",
         "punchclock": _package("punchclock"),
         "uvicorn": _package("uvicorn"),

@@ -6,8 +6,6 @@ import contextlib
 import sys
 from pathlib import Path
 
-from tests.support.pg import PostgresServer
-
 from bench.model import LoadResult, Measurement, rows_agree
 from bench.pgbench import run_pgbench
 from bench.rows import RowCount, settled
@@ -16,18 +14,19 @@ from bench.server_metrics import commit_stats
 from bench.service import RunningService
 from bench.settings import BenchSettings
 from bench.wrk import run_wrk
+from punchclock_tools import postgres
 
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def postmaster_pid(server: PostgresServer) -> int:
+def postmaster_pid(server: postgres.Server) -> int:
     """The PostgreSQL server's main process; its children are the backends doing the work."""
     return int((server.data_dir / "postmaster.pid").read_text().split()[0])
 
 
-def _db_sampler(db: PostgresServer | None) -> TreeSampler | contextlib.nullcontext[None]:
+def _db_sampler(db: postgres.Server | None) -> TreeSampler | contextlib.nullcontext[None]:
     return TreeSampler(postmaster_pid(db)) if db is not None else contextlib.nullcontext()
 
 
@@ -41,7 +40,7 @@ def http_run(
     settings: BenchSettings,
     log: Path,
     rows: RowCount | None = None,
-    db: PostgresServer | None = None,
+    db: postgres.Server | None = None,
 ) -> Measurement:
     """wrk against the running service; with ``rows``, new rows must equal the 2xx responses; with ``db``,
     PostgreSQL's CPU time is measured too."""
@@ -77,7 +76,7 @@ def http_run(
 
 
 def pgbench_run(
-    server: PostgresServer,
+    server: postgres.Server,
     connections: int,
     settings: BenchSettings,
     work_dir: Path,

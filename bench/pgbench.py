@@ -8,10 +8,9 @@ import os
 import re
 from pathlib import Path
 
-from tests.support.pg import PASSWORD, PG_BIN, PostgresServer
-
 from bench.model import LoadResult
 from bench.processes import run_to_end
+from punchclock_tools import postgres
 
 # The same statement shape the service's one-row path needs: a server-made unique key and a timestamp.
 # pgbench's -T includes opening its connections (SCRAM authentication, ~1 s for 64 clients on a busy machine);
@@ -30,7 +29,7 @@ def percentile(sorted_values: list[float], pct: float) -> float:
 
 
 def run_pgbench(
-    server: PostgresServer, connections: int, seconds: int, work_dir: Path, log: Path, record: bool = True
+    server: postgres.Server, connections: int, seconds: int, work_dir: Path, log: Path, record: bool = True
 ) -> LoadResult:
     """``connections`` clients commit one-row INSERTs for ``seconds``; latencies come from pgbench's
     per-transaction log when ``record`` (a warm-up passes False)."""
@@ -40,7 +39,7 @@ def run_pgbench(
     for old in work_dir.glob("pgbench_log*"):
         old.unlink()
     argv = [
-        str(PG_BIN / "pgbench"),
+        str(postgres.PG_BIN / "pgbench"),
         "-n",
         "-M",
         "prepared",
@@ -62,7 +61,7 @@ def run_pgbench(
     if record:
         argv += ["-l", f"--log-prefix={work_dir / 'pgbench_log'}"]
     argv.append("punchclock")
-    env = {**os.environ, "PGPASSWORD": PASSWORD}
+    env = {**os.environ, "PGPASSWORD": postgres.PASSWORD}
     text, returncode, client_cpu_s = run_to_end(
         argv, work_dir / "pgbench.out", log, seconds + 120, env=env, cwd=work_dir
     )

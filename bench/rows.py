@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.support.pg import PostgresServer
+from punchclock_tools import postgres
 
 RowCount = Callable[[], int]
 
 
-def postgres_rows(server: PostgresServer) -> RowCount:
+def postgres_rows(server: postgres.Server) -> RowCount:
     return lambda: int(server.psql("SELECT count(*) FROM stamps"))
 
 

@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tests.support.pg import PostgresServer, running_postgres
-
 from bench import machine, plot, report
 from bench.measure import http_run, pgbench_run, say
 from bench.model import Measurement
@@ -21,6 +19,7 @@ from bench.scan import table_scan
 from bench.service import RunningService, migrate, running_service
 from bench.settings import BenchSettings
 from bench.wrk import wrk_binary
+from punchclock_tools import postgres
 
 HEALTHZ = "GET /healthz (no database)"
 
@@ -44,11 +43,11 @@ def measure_all(settings: BenchSettings, work: Path) -> tuple[list[Measurement],
     workers = {"PUNCHCLOCK_WORKERS": str(settings.workers)}
 
     def post(
-        name: str, label: str, svc: RunningService, connections: int, rows: RowCount, db: PostgresServer | None
+        name: str, label: str, svc: RunningService, connections: int, rows: RowCount, db: postgres.Server | None
     ) -> None:
         runs.append(http_run(name, label, svc, "POST", "/app", connections, settings, log, rows, db))
 
-    with running_postgres(parent=work) as pg:
+    with postgres.throwaway(parent=work) as pg:
         dsn = pg.dsn()
         migrate(dsn, log)
         rows = postgres_rows(pg)

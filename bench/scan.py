@@ -12,12 +12,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.support.pg import PostgresServer
-
 from bench.measure import say
 from bench.service import RunningService
 from bench.settings import BenchSettings
 from bench.wrk import run_wrk
+from punchclock_tools import postgres
 
 PAGE = 100  # the list endpoint's default page size: what a client gets without asking
 WALK_PAGE = 1000  # the largest page the endpoint serves, to walk deep quickly
@@ -25,7 +24,7 @@ DEPTH = 0.9  # the deep page starts this far into the table (from the newest row
 CONNECTIONS = 4
 
 
-def fill_to(server: PostgresServer, rows: int, chunk: int = 1_000_000) -> int:
+def fill_to(server: postgres.Server, rows: int, chunk: int = 1_000_000) -> int:
     """Add rows straight through SQL until ``stamps`` holds ``rows`` (ids and times both ascending), one
     statement per ``chunk`` rows so each stays well inside the SQL client's timeout."""
     have = int(server.psql("SELECT count(*) FROM stamps"))
@@ -61,7 +60,7 @@ def deep_cursor(base_url: str, depth: int) -> str | None:
 
 
 def table_scan(
-    server: PostgresServer, service: RunningService, settings: BenchSettings, log: Path
+    server: postgres.Server, service: RunningService, settings: BenchSettings, log: Path
 ) -> list[dict[str, Any]]:
     """For each size in ``settings.scan_rows``: grow the table, then time the first and a deep page."""
     server.psql("TRUNCATE stamps")

@@ -12,9 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.pg import free_port
-
 from bench.processes import spawn, stop, wait_until
+from punchclock_tools.ports import free_port
 
 BIN = Path(sys.executable).parent  # the harness runs from the project's .venv
 CLI = str(BIN / "punchclock")

@@ -2,7 +2,7 @@
 BACKUP_APT_PACKAGES := pgbackrest postgresql-15
 TEST_APT_PACKAGES += $(BACKUP_APT_PACKAGES)
 BACKUP_STATE ?= .state/cluster
-PCBACKUP := PYTHONPATH=deploy/backup $(BIN)/python -m pcbackup --state $(BACKUP_STATE)
+PCBACKUP := $(BIN)/pcbackup --state $(BACKUP_STATE)
 TYPE ?= incr
 TARGET ?=
 DEST ?=
@@ -12,21 +12,21 @@ TEXTFILE_DIR ?=
 
 .PHONY: backup restore restore-discard restore-release restore-drill test-backup-cluster backup-info backup-verify backup-metrics
 
-backup: install ## back up the cluster with pgBackRest: TYPE=full|diff|incr (default incr; full when none exists)
+backup: dev ## back up the cluster with pgBackRest: TYPE=full|diff|incr (default incr; full when none exists)
 	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
 	$(PCBACKUP) backup --type $(TYPE)
 
-restore: install ## restore the latest backup, or TARGET="2026-11-27 10:00:00+00", into a new data dir on its own port
+restore: dev ## restore the latest backup, or TARGET="2026-11-27 10:00:00+00", into a new data dir on its own port
 	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
 	$(PCBACKUP) restore $(if $(TARGET),--target "$(TARGET)") $(if $(BACKUP_SET),--set "$(BACKUP_SET)") $(if $(DEST),--dest "$(DEST)")
 
-restore-discard: ## stop a copy made by make restore and delete it: DEST=<directory printed by make restore>
+restore-discard: dev ## stop a copy made by make restore and delete it: DEST=<directory printed by make restore>
 	$(PCBACKUP) discard "$(DEST)"
 
-restore-release: ## strip a restored copy's isolation settings and stop it so a new cluster can adopt it: DEST=<dir>
+restore-release: dev ## strip a restored copy's isolation settings and stop it so a new cluster can adopt it: DEST=<dir>
 	$(PCBACKUP) release "$(DEST)"
 
-restore-drill: install ## backup, write, restore to a point in time, verify row-exact, report RPO/RTO (DRILL=standalone: private server)
+restore-drill: dev ## backup, write, restore to a point in time, verify row-exact, report RPO/RTO (DRILL=standalone: private server)
 	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
 	$(PCBACKUP) drill $(if $(filter standalone,$(DRILL)),--standalone) --report .state/restore-drill.json
 
@@ -34,11 +34,11 @@ test-backup-cluster: dev ## the backup scenarios on a real cluster: drill via th
 	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))
 	PUNCHCLOCK_BACKUP_CLUSTER=1 $(BIN)/pytest tests/backup/test_cluster.py $(PYTEST_ARGS)
 
-backup-info: ## list the backups and WAL archive in the pgBackRest repository
+backup-info: dev ## list the backups and WAL archive in the pgBackRest repository
 	$(PCBACKUP) info
 
-backup-verify: ## check every file in the pgBackRest repository against its checksum
+backup-verify: dev ## check every file in the pgBackRest repository against its checksum
 	$(PCBACKUP) verify
 
-backup-metrics: ## print backup and WAL archive freshness in Prometheus text format (TEXTFILE_DIR=<dir>: write there)
+backup-metrics: dev ## print backup and WAL archive freshness in Prometheus text format (TEXTFILE_DIR=<dir>: write there)
 	$(PCBACKUP) metrics $(if $(TEXTFILE_DIR),--textfile-dir "$(TEXTFILE_DIR)")

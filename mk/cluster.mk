@@ -1,7 +1,7 @@
-# The local HA cluster (deploy/cluster) and its failure scenarios (tests/ha).
+# The local HA cluster (punchclock_tools.cluster, templates in deploy/cluster) and its failure scenarios (tests/ha).
 CLUSTER_APT_PACKAGES := etcd-server etcd-client haproxy patroni supervisor pgbackrest nftables postgresql-15
 TEST_APT_PACKAGES += $(CLUSTER_APT_PACKAGES)
-CLUSTER := $(BIN)/python -m deploy.cluster
+CLUSTER := $(BIN)/punchclock-cluster
 
 .PHONY: cluster-up cluster-status cluster-down test-ha
 

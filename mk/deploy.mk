@@ -22,12 +22,12 @@ checkov: $(CHECKOV) ## create the pinned checkov tool env in .tools/checkov
 
 base-image: dev ## make the local podman base image (debootstrap bookworm + python3) unless it is cached
 	scripts/apt-ensure $(DEPLOY_APT_PACKAGES)
-	$(BIN)/python -m tests.deploy.podman base-image
+	$(BIN)/python -m punchclock_tools.podman base-image
 
 image: dev ## build the container image with podman on the local base image (IMAGE=localhost/punchclock:dev)
 	scripts/apt-ensure $(DEPLOY_APT_PACKAGES)
-	$(BIN)/python -m tests.deploy.podman image $(IMAGE)
-	@echo 'run it: eval "$$($(BIN)/python -m tests.deploy.podman env)"; podman run --rm -p 127.0.0.1:8000:8000 $(IMAGE)'
+	$(BIN)/python -m punchclock_tools.podman image $(IMAGE)
+	@echo 'run it: eval "$$($(BIN)/python -m punchclock_tools.podman env)"; podman run --rm -p 127.0.0.1:8000:8000 $(IMAGE)'
 
 manifests: ## render every Kustomize overlay to .state/k8s/<overlay>.yaml (MANIFESTS_OUT=...)
 	mkdir -p $(MANIFESTS_OUT)
@@ -35,7 +35,7 @@ manifests: ## render every Kustomize overlay to .state/k8s/<overlay>.yaml (MANIF
 	@echo "rendered into $(MANIFESTS_OUT)/"
 
 prometheus-rule: dev ## regenerate the PrometheusRule manifest from deploy/monitoring/rules/punchclock.yml
-	$(BIN)/python -m tests.deploy.manifests prometheusrule
+	$(BIN)/python -m punchclock_tools.manifests prometheusrule
 
 lint-deploy: dev $(CHECKOV) ## hadolint, promtool and the offline manifest checks (kubernetes-validate, CRD schemas, checkov)
 	scripts/apt-ensure prometheus

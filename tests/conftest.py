@@ -9,22 +9,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.pg import PG_BIN, PostgresServer, running_postgres
+from punchclock_tools import postgres
 
 _databases = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+def postgres_server() -> Iterator[postgres.Server]:
     """One real PostgreSQL 15 for the whole session (make test installs it when missing)."""
-    if not (PG_BIN / "postgres").exists() or not shutil.which("setpriv"):
-        pytest.fail(f"PostgreSQL 15 is not installed in {PG_BIN}; run `make test`, which installs it")
-    with running_postgres() as server:
+    if not (postgres.PG_BIN / "postgres").exists() or not shutil.which("setpriv"):
+        pytest.fail(f"PostgreSQL 15 is not installed in {postgres.PG_BIN}; run `make test`, which installs it")
+    with postgres.throwaway() as server:
         yield server
 
 
 @pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> str:
+def postgres_url(postgres_server: postgres.Server) -> str:
     """A new, empty database on the session's server, owned by the punchclock role."""
     name = f"test_{next(_databases)}"
     postgres_server.psql(f"CREATE DATABASE {name} OWNER punchclock", database="postgres")

@@ -1,8 +1,7 @@
-"""Fixtures for the backup suite: pcbackup on the import path and a private server with a pgBackRest stanza."""
+"""Fixtures for the backup suite: the pcbackup command and a private server with a pgBackRest stanza."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,20 +11,18 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "deploy" / "backup"))
+from pcbackup.sources import Source, standalone
+from pcbackup.writers import STAMPS_DDL, SqlWriter
+from punchclock_tools.paths import REPO
 
-from pcbackup.sources import Source, standalone  # noqa: E402 - needs the path above
-from pcbackup.writers import STAMPS_DDL, SqlWriter  # noqa: E402
+PCBACKUP = Path(sys.executable).with_name("pcbackup")  # the console script beside this interpreter
 
 
 def pcbackup(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m pcbackup ARGS`` as make does, from the repository root."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "deploy" / "backup")}
+    """Run ``pcbackup ARGS`` as make does, from the repository root."""
     return subprocess.run(
-        [sys.executable, "-m", "pcbackup", *args],
-        cwd=REPO_ROOT,
-        env=env,
+        [str(PCBACKUP), *args],
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=timeout,

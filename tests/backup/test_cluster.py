@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
+
 from pcbackup.restore import restore
 from pcbackup.sources import Source, load_cluster
-
 from tests.backup.conftest import pcbackup
 
 TOOLS = ("etcd", "patroni", "haproxy", "supervisord", "pgbackrest")
@@ -34,18 +34,18 @@ def state() -> Iterator[Path]:
         pytest.skip("the cluster form of the backup tests runs with `make test-backup-cluster`")
     if os.geteuid() != 0 or any(shutil.which(tool) is None for tool in TOOLS):
         pytest.skip("needs root and the cluster's Debian packages (make test-backup-cluster installs them)")
-    from deploy.cluster import lifecycle
+    from punchclock_tools.cluster import control
 
     path = Path(tempfile.mkdtemp(prefix="punchclock-backup-ha-"))
     path.chmod(0o755)
     try:
-        lifecycle.up(path / "cluster", apps=2)
+        control.up(path / "cluster", apps=2)
         yield path / "cluster"
     finally:
         keep = os.environ.get("PUNCHCLOCK_BACKUP_KEEP_LOGS")
         if keep and (path / "cluster" / "log").exists():
             shutil.copytree(path / "cluster" / "log", Path(keep) / path.name, dirs_exist_ok=True)
-        lifecycle.down(path / "cluster", purge=True)
+        control.down(path / "cluster", purge=True)
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -72,9 +72,8 @@ def test_drill_on_the_cluster_writes_through_the_api_and_is_row_exact(state: Pat
 def test_backups_and_drill_keep_working_after_the_leader_crashes(state: Path) -> None:
     """Given a backup, when the leader's machine crashes and Patroni promotes another node, then a backup from the
     new leader succeeds and the drill passes on the new timeline."""
-    from deploy.cluster.layout import Layout
-
-    from tests.ha.cluster import Cluster
+    from punchclock_tools.cluster.faults import Cluster
+    from punchclock_tools.cluster.layout import Layout
 
     cluster = Cluster(Layout.load(state))
     assert pcbackup("--state", str(state), "backup", "--type", "full").returncode == 0
@@ -92,7 +91,7 @@ def test_lost_cluster_runbook_brings_every_stamp_back(state: Path) -> None:
     """Given a backup and stamps acknowledged after it, when every node's and etcd's data is lost, then restoring
     the latest backup, releasing it into every node and starting the cluster again serves the same stamps under
     the same keys."""
-    from deploy.cluster import lifecycle
+    from punchclock_tools.cluster import control
 
     source: Source = load_cluster(state)
     url = str(source.app_url)
@@ -101,7 +100,7 @@ def test_lost_cluster_runbook_brings_every_stamp_back(state: Path) -> None:
     receipts = {f"runbook-{n}": post(url, f"runbook-{n}") for n in range(10)}
     source.seal()
     spec = json.loads((state / "cluster.json").read_text())
-    lifecycle.down(state)
+    control.down(state)
     lost = state.parent / "lost"
     lost.mkdir()
     for index, node in enumerate(spec["nodes"]):
@@ -112,6 +111,6 @@ def test_lost_cluster_runbook_brings_every_stamp_back(state: Path) -> None:
     copy.instance.release()
     for node in spec["nodes"]:  # every node starts from the same released copy, as the runbook says
         subprocess.run(["cp", "-a", str(copy.instance.data_dir), node["data_dir"]], check=True, timeout=300)
-    lifecycle.up(state, apps=2)
+    control.up(state, apps=2)
     replayed = {key: post(url, key) for key in receipts}
     assert replayed == receipts

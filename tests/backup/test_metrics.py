@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from pcbackup import metrics
 from pcbackup.pgbackrest import PgBackRest
 from pcbackup.sources import Source

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pcbackup._proc import BackupError
+
+from pcbackup.errors import BackupError
 from pcbackup.restore import restore
 from pcbackup.sources import Source
+from pcbackup.sql import stamps
+from punchclock_tools.postgres import CommandFailed
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -22,7 +25,7 @@ def test_latest_restore_is_an_isolated_running_copy(backed_up: Source, scratch: 
             "SELECT current_setting('archive_mode') || ',' || current_setting('port') || ','"
             " || current_setting('synchronous_standby_names')"
         )
-        keys = sorted(row[1] for row in db.stamps().values())
+        keys = sorted(row[1] for row in stamps(db).values())
     finally:
         restored.instance.remove()
     assert settings == f"off,{restored.instance.port},"
@@ -50,7 +53,7 @@ def test_released_copy_keeps_no_restore_settings(backed_up: Source, scratch: Pat
 
 def test_missing_backup_set_is_reported_and_nothing_is_left(backed_up: Source, scratch: Path) -> None:
     """Given a backup label that is not in the repository, then restore fails naming it and leaves no copy."""
-    with pytest.raises(BackupError, match="20990101-000000F"):
+    with pytest.raises(CommandFailed, match="20990101-000000F"):
         restore(backed_up.br, scratch / "copy", backup_set="20990101-000000F")
     assert not (scratch / "copy").exists()
 
@@ -67,9 +70,9 @@ def test_corrupted_backup_is_detected_and_nothing_is_left(backed_up: Source, scr
         original[:middle] + bytes(b ^ 0xFF for b in original[middle : middle + 64]) + original[middle + 64 :]
     )
     try:
-        with pytest.raises(BackupError, match="verify"):
+        with pytest.raises(CommandFailed, match="verify"):
             backed_up.br.verify()
-        with pytest.raises(BackupError, match="restore failed"):
+        with pytest.raises(CommandFailed, match="restore failed"):
             restore(backed_up.br, scratch / "copy")
     finally:
         victim.write_bytes(original)

@@ -12,8 +12,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from pcbackup._proc import run_as_postgres
+
 from pcbackup.config import Node, render
+from punchclock_tools.postgres import run_as_postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UNITS = REPO_ROOT / "deploy" / "backup" / "systemd"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from tests.support.service import serving, settings_for
+from punchclock_tools.service import serving, settings_for
 
 PROBLEM = "application/problem+json"
 

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
+from punchclock_tools.manifests import OVERLAYS, Manifest, render
+from punchclock_tools.podman import Podman, build_app_image, configure
 from tests.deploy import crds
-from tests.deploy.manifests import OVERLAYS, Manifest, render
-from tests.deploy.podman import Podman, build_app_image, configure
 
 TEST_IMAGE = "localhost/punchclock:test"
 

@@ -15,7 +15,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from tests.deploy.manifests import REPO, Manifest
+from punchclock_tools.manifests import Manifest
+from punchclock_tools.paths import REPO
 
 CRD_DIR = Path(os.environ.get("PUNCHCLOCK_CRD_DIR", REPO.parent / "shared" / "vendor" / "crds"))
 

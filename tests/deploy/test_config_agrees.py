@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from punchclock.settings import Settings, load_settings
-from tests.deploy.manifests import OVERLAYS, Manifest, one
+from punchclock_tools.manifests import OVERLAYS, Manifest, one
 
 OPERATOR_URI = "postgresql://punchclock:s3cret@punchclock-db-rw.punchclock.svc:5432/punchclock"
 

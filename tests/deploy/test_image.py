@@ -13,9 +13,10 @@ from contextlib import contextmanager
 import httpx
 import pytest
 
-from tests.deploy.http import stamp_round_trip, wait_until_ready
-from tests.deploy.podman import REPO, Podman
-from tests.support.pg import free_port
+from punchclock_tools.http import stamp_round_trip, wait_until_ready
+from punchclock_tools.paths import REPO
+from punchclock_tools.podman import Podman
+from punchclock_tools.ports import free_port
 
 pytestmark = pytest.mark.slow
 

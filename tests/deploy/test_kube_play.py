@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.http import stamp_round_trip, wait_until_ready
-from tests.deploy.manifests import Manifest, one
-from tests.deploy.podman import Podman
-from tests.support.pg import free_port
+from punchclock_tools.http import stamp_round_trip, wait_until_ready
+from punchclock_tools.manifests import Manifest, one
+from punchclock_tools.podman import Podman
+from punchclock_tools.ports import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -13,14 +13,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from tests.deploy.http import stamp_round_trip, wait_until_ready
-from tests.deploy.manifests import Manifest, one
-from tests.deploy.podman import Podman
-from tests.support.pg import PostgresServer, free_port
+from punchclock_tools import postgres
+from punchclock_tools.http import stamp_round_trip, wait_until_ready
+from punchclock_tools.manifests import Manifest, one
+from punchclock_tools.podman import Podman
+from punchclock_tools.ports import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -56,7 +58,7 @@ def test_migration_job_then_deployment_record_a_stamp_in_postgres(
     podman: Podman,
     app_image: str,
     rendered: dict[str, list[Manifest]],
-    postgres_server: PostgresServer,
+    postgres_server: postgres.Server,
     postgres_url: str,
     tmp_path: Path,
 ) -> None:
@@ -70,7 +72,7 @@ def test_migration_job_then_deployment_record_a_stamp_in_postgres(
     config = copy.deepcopy(one(dev, "ConfigMap"))
     config["data"].update(PORT=str(port), PUNCHCLOCK_HOST="127.0.0.1")
     job = one(dev, "Job")["spec"]["template"]
-    migrate = {
+    migrate: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": f"punchclock-test-migrate-{suffix}", "labels": job["metadata"]["labels"]},

@@ -8,8 +8,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from punchclock_tools.manifests import KUBERNETES, OVERLAYS, PROMETHEUS_RULE, Manifest, one, prometheus_rule
 from tests.deploy import crds
-from tests.deploy.manifests import KUBERNETES, OVERLAYS, PROMETHEUS_RULE, Manifest, one, prometheus_rule
 
 K8S_VERSION = "1.33.0"  # the oldest Kubernetes these manifests target; every field used exists there
 RECOVERY = sorted((KUBERNETES / "recovery").glob("*.yaml"))

@@ -3,7 +3,7 @@ a replicated database reachable only from the app."""
 
 from __future__ import annotations
 
-from tests.deploy.manifests import Manifest, one, pod_specs
+from punchclock_tools.manifests import Manifest, one, pod_specs
 
 DB_CLUSTER = "punchclock-db"
 POSTGRES_PORT = 5432
@@ -154,9 +154,8 @@ def _is_app_or_database_or_operator(peer: Manifest) -> bool:
     if "ipBlock" in peer or "podSelector" not in peer:
         return False
     if namespace:
-        return namespace == {"kubernetes.io/metadata.name": OPERATOR_NAMESPACE} and pods == {
-            "app.kubernetes.io/name": "cloudnative-pg"
-        }
+        operator = {"app.kubernetes.io/name": "cloudnative-pg"}
+        return bool(namespace == {"kubernetes.io/metadata.name": OPERATOR_NAMESPACE} and pods == operator)
     is_app = (
         pods.get("app.kubernetes.io/name") == "punchclock" and pods.get("app.kubernetes.io/component") in APP_COMPONENTS
     )

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.manifests import KUBERNETES, REPO, Manifest
+from punchclock_tools.manifests import KUBERNETES, Manifest
+from punchclock_tools.paths import REPO
 
 CHECKOV = REPO / ".tools" / "checkov" / "bin" / "checkov"
 HADOLINT = REPO / ".venv" / "bin" / "hadolint"

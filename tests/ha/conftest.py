@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deploy.cluster import lifecycle
-from deploy.cluster.layout import Layout
 
-from tests.ha.cluster import Cluster
-from tests.ha.load import Outcome, Verdict
+from punchclock_tools.cluster import control
+from punchclock_tools.cluster.faults import Cluster
+from punchclock_tools.cluster.layout import Layout
+from punchclock_tools.load import Outcome, Verdict
 
 FULL = os.environ.get("PUNCHCLOCK_HA_FULL") == "1"
 TOOLS = ("etcd", "patroni", "haproxy", "supervisord", "pgbackrest", "nft")
@@ -37,7 +37,7 @@ def cluster() -> Iterator[Cluster]:
         pytest.skip(f"missing {', '.join(missing)}: run `make test` or `make test-ha`, which install them")
     state = Path(tempfile.mkdtemp(prefix="punchclock-ha-"))
     try:
-        layout = lifecycle.up(state, apps=2)
+        layout = control.up(state, apps=2)
         yield Cluster(layout)
     finally:
         if (state / "cluster.json").exists():
@@ -45,7 +45,7 @@ def cluster() -> Iterator[Cluster]:
             keep = os.environ.get("PUNCHCLOCK_HA_KEEP_LOGS")
             if keep:
                 shutil.copytree(state / "log", Path(keep) / state.name, dirs_exist_ok=True)
-            lifecycle.down(state, purge=True)
+            control.down(state, purge=True)
         shutil.rmtree(state, ignore_errors=True)
 
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy.cluster.layout import Layout, new_layout
-from deploy.cluster.render import render_all
+
+from punchclock_tools.cluster.layout import Layout, new_layout
+from punchclock_tools.cluster.render import render_all
 
 
 @pytest.fixture

@@ -10,12 +10,12 @@ import time
 
 import httpx
 import pytest
-from deploy.cluster import patroni
-from deploy.cluster.render import FAILOVER_BUDGET_SECONDS
 
-from tests.ha.cluster import Cluster, wait_until
+from punchclock_tools.cluster import patroni
+from punchclock_tools.cluster.faults import Cluster, wait_until
+from punchclock_tools.cluster.render import FAILOVER_BUDGET_SECONDS
+from punchclock_tools.load import Load, verify
 from tests.ha.conftest import FULL, record
-from tests.ha.load import Load, verify
 
 pytestmark = [pytest.mark.ha, pytest.mark.slow]
 full_only = pytest.mark.skipif(not FULL, reason="make test-ha runs the full set (PUNCHCLOCK_HA_FULL=1)")

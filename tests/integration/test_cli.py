@@ -10,8 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.pg import free_port
-from tests.support.process import PUNCHCLOCK, ROOT, env_for, serving_process, wait_until_ready
+from punchclock_tools.http import wait_until_ready
+from punchclock_tools.paths import REPO
+from punchclock_tools.ports import free_port
+from punchclock_tools.process import PUNCHCLOCK, env_for, serving_process
 
 
 @pytest.mark.parametrize("args", [[], ["serve"], ["migrate"], ["backup"], ["restore"]])
@@ -97,7 +99,7 @@ def test_readme_quick_start(tmp_path: Path) -> None:
         )
     assert curl.stdout.startswith("HTTP/1.1 201")
     assert '"recorded_at"' in curl.stdout
-    assert ROOT.joinpath("README.md").read_text().count("make run") >= 1
+    assert REPO.joinpath("README.md").read_text().count("make run") >= 1
 
 
 def test_each_request_logs_one_json_line_with_its_request_id(tmp_path: Path) -> None:

@@ -11,8 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.pg import free_port, running_postgres
-from tests.support.process import PUNCHCLOCK, env_for, serving_process, stamps_locked, wait_until_ready
+from punchclock_tools import postgres
+from punchclock_tools.http import wait_until_ready
+from punchclock_tools.ports import free_port
+from punchclock_tools.process import PUNCHCLOCK, env_for, serving_process, stamps_locked
 
 pytestmark = pytest.mark.postgres
 
@@ -21,7 +23,7 @@ async def test_a_commit_the_standby_never_confirmed_is_not_acknowledged(tmp_path
     """Given a primary whose synchronous standby does not answer, when the backend waiting for it is killed
     (its row is now visible on the primary alone) and punchclock retries, then the POST is not answered 201:
     the retry confirms the row through the standby first, and answers 503 when the budget is spent."""
-    with running_postgres() as pg:
+    with postgres.throwaway() as pg:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port), PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="3")

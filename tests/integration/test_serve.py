@@ -10,8 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.pg import PostgresServer, free_port, running_postgres
-from tests.support.process import PUNCHCLOCK, env_for, serving_process, stamps_locked, wait_until_ready
+from punchclock_tools import postgres
+from punchclock_tools.http import wait_until_ready
+from punchclock_tools.ports import free_port
+from punchclock_tools.process import PUNCHCLOCK, env_for, serving_process, stamps_locked
 
 pytestmark = pytest.mark.postgres
 
@@ -85,7 +87,7 @@ async def test_two_workers_share_the_port(postgres_url: str, tmp_path: Path) -> 
 async def test_database_outage_answers_503_quickly_then_recovers(tmp_path: Path) -> None:
     """Given a service on its own PostgreSQL, when the database stops, POSTs get 503 + Retry-After within the
     failover budget and /readyz is 503; when it starts again, the same process serves 201s."""
-    with running_postgres() as pg:
+    with postgres.throwaway() as pg:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         env = migrated_env(pg.dsn(), PORT=str(port), PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="2")
@@ -113,5 +115,5 @@ async def test_database_outage_answers_503_quickly_then_recovers(tmp_path: Path)
     assert back.status_code == 201
 
 
-def _start(pg: PostgresServer) -> None:
+def _start(pg: postgres.Server) -> None:
     pg.start()

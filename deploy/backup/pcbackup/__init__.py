@@ -1,4 +1,0 @@
-"""pcbackup: punchclock's pgBackRest driver (backup, point-in-time restore, restore drill, metrics).
-
-Standard library only, so the same code runs from a checkout, from a VM's systemd units and from CI.
-"""

@@ -1,0 +1,212 @@
+"""The scenarios' handle on a running cluster: who leads, and the faults they inject (kill, stop, partition)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from punchclock_tools.cluster import control, patroni, supervisor
+from punchclock_tools.cluster.layout import Layout
+from punchclock_tools.postgres import run_as_postgres
+
+NFT_TABLE = "punchclock_partition"
+
+
+def children_of(pid: int) -> list[int]:
+    """Every process whose parent is ``pid`` (a postmaster's backends and auxiliary processes)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+@dataclass
+class Cluster:
+    layout: Layout
+
+    @property
+    def url(self) -> str:
+        return self.layout.app_url
+
+    def leader(self) -> str | None:
+        return patroni.leader(self.layout)
+
+    def wait_leader(self, timeout: float = 60, other_than: str | None = None) -> str:
+        def found() -> str | None:
+            name = self.leader()
+            return name if name and name != other_than else None
+
+        return str(patroni.wait(found, timeout, f"a leader other than {other_than}", interval=0.1))
+
+    def leader_dsn(self) -> str:
+        node = self.layout.node(self.wait_leader())
+        db = self.layout.database
+        return f"postgresql://{db['user']}:{db['password']}@127.0.0.1:{node.pg_port}/{db['name']}"
+
+    def pid(self, name: str) -> int | None:
+        process = supervisor.processes(self.layout).get(name)
+        return process.pid if process else None
+
+    def ctl(self, *args: str) -> str:
+        return supervisor.ctl(self.layout, *args)
+
+    def start(self, *names: str) -> None:
+        self.ctl("start", *(supervisor.program(self.layout, name) for name in names))
+
+    def stop(self, *names: str) -> None:
+        self.ctl("stop", *(supervisor.program(self.layout, name) for name in names))
+
+    def kill_node(self, name: str) -> None:
+        """SIGKILL a node's Patroni and its whole PostgreSQL, as a crash of that machine would."""
+        node = self.layout.node(name)
+        postmaster = supervisor.postmaster_pid(node.data_dir)
+        victims = [pid for pid in (self.pid(name), postmaster) if pid]
+        if postmaster:
+            victims += children_of(postmaster)
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        supervisor.wait_gone(victims, 10)
+
+    def pgbackrest(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run a pgBackRest command on the cluster's stanza as the postgres user."""
+        argv = ["pgbackrest", f"--config={self.layout.pgbackrest_config}", f"--stanza={self.layout.stanza}", *args]
+        return run_as_postgres(argv, timeout=120, check=False)
+
+    def kill_pid(self, pid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+
+    def switchover(self, leader: str) -> None:
+        """``patronictl switchover`` from ``leader`` to its synchronous standby, as an operator would."""
+        config = self.layout.node(leader).patroni_config
+        subprocess.run(
+            ["patronictl", "-c", config, "switchover", "--leader", leader, "--force"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    def node_is_primary(self, name: str) -> bool:
+        return patroni.get(self.layout.node(name).rest_port, "/primary")[0] == 200
+
+    def node_is_replica(self, name: str) -> bool:
+        """The node's own Patroni says it runs as a streaming replica."""
+        return patroni.get(self.layout.node(name).rest_port, "/replica")[0] == 200
+
+    def watch_leadership(self, old: str, timeout: float) -> dict[str, object]:
+        """Poll every node's /primary until ``old`` has stepped down and another node leads.
+
+        Returns when each happened (seconds from the call) and how long two nodes both claimed to be
+        primary (split brain as HAProxy would see it).
+        """
+        started = time.monotonic()
+        demoted = elected = None
+        new = None
+        both = 0.0
+        last = started
+        while time.monotonic() - started < timeout and (demoted is None or elected is None):
+            now = time.monotonic()
+            primaries = [node.name for node in self.layout.nodes if self.node_is_primary(node.name)]
+            if len(primaries) > 1:
+                both += now - last
+            if old not in primaries and demoted is None:
+                demoted = now - started
+            others = [name for name in primaries if name != old]
+            if others and elected is None:
+                elected, new = now - started, others[0]
+            last = now
+            time.sleep(0.1)
+        if demoted is None or elected is None:
+            raise TimeoutError(f"after {timeout}s: demoted={demoted} elected={elected}")
+        return {
+            "new_leader": new,
+            "old_demoted_seconds": round(demoted, 2),
+            "new_elected_seconds": round(elected, 2),
+            "both_primary_seconds": round(both, 2),
+        }
+
+    def readyz(self) -> int:
+        """The status of GET /readyz through the balancer (0 when nothing answers)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=5) as response:  # noqa: S310 - http://127.0.0.1 URLs built here
+                return int(response.status)
+        except urllib.error.HTTPError as error:
+            return int(error.code)
+        except OSError:
+            return 0
+
+    def _stats(self) -> list[dict[str, str]]:
+        url = f"http://127.0.0.1:{self.layout.haproxy['stats_port']}/;csv"
+        with urllib.request.urlopen(url, timeout=2) as response:
+            text = response.read().decode().lstrip("# ")
+        return [row for row in csv.DictReader(io.StringIO(text)) if row["svname"] not in ("FRONTEND", "BACKEND")]
+
+    def balancer_servers(self) -> dict[str, str]:
+        """HAProxy's view: ``{"backend/server": "UP" | "DOWN" | ...}`` from its CSV stats page."""
+        return {f"{row['pxname']}/{row['svname']}": row["status"] for row in self._stats()}
+
+    def in_flight(self, app: str) -> int:
+        """Requests HAProxy has open on instance ``app`` right now (its current sessions, both backends)."""
+        return sum(int(row["scur"] or 0) for row in self._stats() if row["svname"] == app)
+
+    def wait_app_in_balancer(self, name: str, timeout: float = 30) -> None:
+        patroni.wait(
+            lambda: self.balancer_servers().get(f"apps/{name}") == "UP", timeout, f"{name} UP in HAProxy", interval=0.1
+        )
+
+    def partition(self, name: str) -> None:
+        """Cut node ``name`` off from etcd and the other nodes (and them from it) with nftables.
+
+        Each node's processes run with the node's own group id, which nftables matches on loopback
+        (``meta skgid``). Flows the other nodes opened towards it get a conntrack mark, so the replies on
+        them are dropped too. HAProxy and the app (root) still reach it: the worst case for split brain.
+        """
+        node = self.layout.node(name)
+        others = [n for n in self.layout.nodes if n.name != name]
+        etcd_ports = ", ".join(str(e.client_port) for e in self.layout.etcd)
+        other_ports = ", ".join(str(p) for n in others for p in (n.pg_port, n.rest_port))
+        other_gids = ", ".join(str(n.gid) for n in others)
+        rules = f"""
+table inet {NFT_TABLE} {{
+    chain output {{
+        type filter hook output priority 0; policy accept;
+        ct mark 0x70c drop
+        meta skgid {node.gid} tcp dport {{ {etcd_ports}, {other_ports} }} drop
+        meta skgid {{ {other_gids} }} tcp dport {{ {node.pg_port}, {node.rest_port} }} ct mark set 0x70c drop
+    }}
+}}
+"""
+        subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True, timeout=10)
+
+    def heal(self) -> None:
+        subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE], capture_output=True, check=False, timeout=10)
+
+    def settle(self, timeout: float = 120) -> None:
+        """Undo what a scenario left: lift partitions, start stopped programs, wait until all is healthy."""
+        self.heal()
+        stopped = [name for name, p in supervisor.processes(self.layout).items() if p.state != "RUNNING"]
+        if stopped:
+            self.start(*stopped)
+        patroni.wait(lambda: patroni.healthy(self.layout), timeout, "a healthy database cluster")
+        for app in self.layout.apps:
+            self.wait_app_in_balancer(app.name, timeout)
+        patroni.wait(lambda: control.http_ready(f"{self.url}/readyz"), timeout, "the balancer ready")
+
+
+def wait_until(condition: object, timeout: float, what: str) -> float:
+    """Poll ``condition`` (a callable) and return how long it took."""
+    started = time.monotonic()
+    patroni.wait(condition, timeout, what, interval=0.1)
+    return time.monotonic() - started

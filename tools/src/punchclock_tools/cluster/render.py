@@ -1,0 +1,151 @@
+"""Render every configuration file of the cluster from its template into the state directory."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+from pathlib import Path
+from string import Template
+
+from pcbackup import config as pgbackrest_conf
+from punchclock_tools.cluster.layout import Layout
+from punchclock_tools.paths import REPO
+from punchclock_tools.postgres import PG_BIN, chown_postgres
+
+TEMPLATES = REPO / "deploy" / "cluster" / "templates"  # the one home of each component's configuration
+
+# Failover timing (Patroni 3.0.2 accepts ttl 10; see docs/ha.md).
+TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 2, 4
+DRAIN_DELAY_SECONDS = 2
+FAILOVER_BUDGET_SECONDS = 20  # above the slowest failover measured: a partitioned leader, ~15 s
+
+
+def _template(name: str) -> Template:
+    return Template((TEMPLATES / name).read_text())
+
+
+def patroni_config(layout: Layout, name: str) -> str:
+    node = layout.node(name)
+    db = layout.database
+    q = json.dumps  # a JSON string is a valid YAML scalar, whatever the path holds
+    return _template("patroni.yml.tmpl").substitute(
+        scope=layout.scope,
+        name=node.name,
+        rest_port=node.rest_port,
+        pg_port=node.pg_port,
+        etcd_hosts=q([f"127.0.0.1:{etcd.client_port}" for etcd in layout.etcd]),
+        ttl=TTL,
+        loop_wait=LOOP_WAIT,
+        retry_timeout=RETRY_TIMEOUT,
+        data_dir=q(node.data_dir),
+        node_dir=str(Path(node.data_dir).parent),
+        socket_dir=q(node.socket_dir),
+        pg_bin=q(str(PG_BIN)),
+        superuser=db["superuser"],
+        superuser_password=db["superuser_password"],
+        replication_user=db["replication_user"],
+        replication_password=db["replication_password"],
+        pgbackrest_config=shlex.quote(layout.pgbackrest_config),
+        archive_pg_path=shlex.quote(node.data_dir),
+        stanza=layout.stanza,
+    )
+
+
+def haproxy_config(layout: Layout) -> str:
+    # Both listeners list every node; each picks its servers by the Patroni REST check in the template.
+    db_servers = "\n".join(
+        f"    server {node.name} 127.0.0.1:{node.pg_port} check port {node.rest_port}" for node in layout.nodes
+    )
+    return _template("haproxy.cfg.tmpl").substitute(
+        state_dir=layout.state_dir,
+        stats_port=layout.haproxy["stats_port"],
+        write_port=layout.haproxy["write_port"],
+        read_port=layout.haproxy["read_port"],
+        http_port=layout.haproxy["http_port"],
+        write_servers=db_servers,
+        read_servers=db_servers,
+        app_servers="\n".join(f"    server {app.name} 127.0.0.1:{app.port} check" for app in layout.apps),
+    )
+
+
+def supervisord_config(layout: Layout) -> str:
+    log_dir = str(layout.root / "log")
+    initial_cluster = ",".join(f"{e.name}=http://127.0.0.1:{e.peer_port}" for e in layout.etcd)
+    token = layout.extra.setdefault("etcd_token", f"punchclock-{secrets.token_hex(4)}")
+    programs = [
+        _template("etcd.program.tmpl").substitute(
+            vars(etcd), initial_cluster=initial_cluster, token=token, log_dir=log_dir
+        )
+        for etcd in layout.etcd
+    ]
+    programs += [
+        _template("patroni.program.tmpl").substitute(
+            name=node.name,
+            gid=node.gid,
+            config=node.patroni_config,
+            node_dir=str(Path(node.data_dir).parent),
+            log=node.log,
+        )
+        for node in layout.nodes
+    ]
+    programs.append(_template("haproxy.program.tmpl").substitute(config=layout.haproxy["config"], log_dir=log_dir))
+    programs += [
+        _template("app.program.tmpl").substitute(
+            name=app.name,
+            repo=str(REPO),
+            dsn=layout.database["dsn"],
+            port=app.port,
+            drain_delay=DRAIN_DELAY_SECONDS,
+            failover_budget=FAILOVER_BUDGET_SECONDS,
+            log_dir=log_dir,
+        )
+        for app in layout.apps
+    ]
+    programs.append(f"[group:apps]\nprograms={','.join(app.name for app in layout.apps)}\n")
+    return _template("supervisord.conf.tmpl").substitute(
+        socket=layout.supervisor["socket"],
+        log=layout.supervisor["log"],
+        pidfile=layout.supervisor["pidfile"],
+        log_dir=log_dir,
+        programs="\n".join(programs),
+    )
+
+
+def pgbackrest_config(layout: Layout) -> str:
+    base = Path(layout.pgbackrest_config).parent
+    nodes = [pgbackrest_conf.Node(Path(n.data_dir), n.pg_port, Path(n.socket_dir)) for n in layout.nodes]
+    return pgbackrest_conf.render(Path(layout.pgbackrest_repo), base / "log", base / "lock", base / "spool", nodes)
+
+
+def _write(path: Path, text: str, mode: int = 0o600) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def render_all(layout: Layout) -> None:
+    """Write every file the processes read; directories PostgreSQL touches belong to postgres."""
+    root = layout.root
+    (root / "log").mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)  # postgres must reach its node directory inside
+    for etcd in layout.etcd:
+        Path(etcd.data_dir).parent.mkdir(parents=True, exist_ok=True)
+    for node in layout.nodes:
+        node_dir = Path(node.data_dir).parent
+        Path(node.socket_dir).mkdir(parents=True, exist_ok=True)
+        node_dir.chmod(0o700)
+        _write(Path(node.patroni_config), patroni_config(layout, node.name))
+        for path in (node_dir, Path(node.socket_dir), Path(node.patroni_config)):
+            chown_postgres(path)
+        Path(node.log).touch()
+    backrest = Path(layout.pgbackrest_config).parent
+    for sub in ("repo", "log", "lock", "spool"):
+        (backrest / sub).mkdir(parents=True, exist_ok=True)
+    _write(Path(layout.pgbackrest_config), pgbackrest_config(layout), mode=0o640)
+    for path in (backrest, *(backrest / sub for sub in ("repo", "log", "lock", "spool"))):
+        chown_postgres(path)
+    chown_postgres(Path(layout.pgbackrest_config))
+    _write(Path(layout.haproxy["config"]), haproxy_config(layout))
+    _write(Path(layout.supervisor["config"]), supervisord_config(layout))
+    layout.save()

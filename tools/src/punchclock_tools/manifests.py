@@ -1,0 +1,97 @@
+"""The Kubernetes manifests as data: render an overlay with ``kubectl kustomize`` and derive generated files.
+
+python -m punchclock_tools.manifests prometheusrule   # rewrite base/monitoring/prometheusrule.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from punchclock_tools.paths import REPO
+
+KUBERNETES = REPO / "deploy" / "kubernetes"
+RULES = REPO / "deploy" / "monitoring" / "rules" / "punchclock.yml"
+PROMETHEUS_RULE = KUBERNETES / "base" / "monitoring" / "prometheusrule.yaml"
+OVERLAYS = ("dev", "prod")
+
+Manifest = dict[str, Any]
+
+
+def render(overlay: str) -> list[Manifest]:
+    """Every object ``kubectl kustomize`` renders for one overlay, in order."""
+    out = subprocess.run(
+        ["kubectl", "kustomize", str(KUBERNETES / "overlays" / overlay)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def one(manifests: list[Manifest], kind: str, name: str | None = None) -> Manifest:
+    """The single object of ``kind`` (and ``name``) among ``manifests``."""
+    found = [m for m in manifests if m["kind"] == kind and name in (None, m["metadata"]["name"])]
+    if len(found) != 1:
+        raise LookupError(f"expected one {kind} {name or ''}, found {len(found)}")
+    return found[0]
+
+
+def pod_specs(manifests: list[Manifest]) -> list[tuple[str, Manifest]]:
+    """(kind/name, pod spec) of every workload that has a pod template."""
+    return [
+        (f"{m['kind']}/{m['metadata']['name']}", m["spec"]["template"]["spec"])
+        for m in manifests
+        if m["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "Job"}
+    ]
+
+
+def prometheus_rule() -> Manifest:
+    """The PrometheusRule object carrying exactly the groups of deploy/monitoring/rules/punchclock.yml."""
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {
+            "name": "punchclock",
+            "labels": {"app.kubernetes.io/name": "punchclock", "app.kubernetes.io/component": "api"},
+        },
+        "spec": {"groups": groups},
+    }
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Writes multi-line strings (PromQL) as literal blocks, so the generated file stays readable."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+
+def prometheus_rule_text() -> str:
+    header = (
+        "# Generated from deploy/monitoring/rules/punchclock.yml by `make prometheus-rule`; edit the rules file,\n"
+        "# not this one (a test fails when they differ).\n"
+    )
+    return header + yaml.dump(prometheus_rule(), Dumper=_BlockDumper, sort_keys=False, width=110)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m punchclock_tools.manifests")
+    parser.add_argument("command", choices=["prometheusrule"])
+    parser.parse_args(argv)
+    PROMETHEUS_RULE.write_text(prometheus_rule_text())
+    print(PROMETHEUS_RULE.relative_to(REPO))
+
+
+if __name__ == "__main__":
+    main()
