@@ -21,9 +21,11 @@ restore: dev ## restore the latest backup, or TARGET="2026-11-27 10:00:00+00", i
 	$(PCBACKUP) restore $(if $(TARGET),--target "$(TARGET)") $(if $(BACKUP_SET),--set "$(BACKUP_SET)") $(if $(DEST),--dest "$(DEST)")
 
 restore-discard: dev ## stop a copy made by make restore and delete it: DEST=<directory printed by make restore>
+	@test -n "$(DEST)" || { echo "make restore-discard: set DEST=<the directory make restore printed>" >&2; exit 2; }
 	$(PCBACKUP) discard "$(DEST)"
 
 restore-release: dev ## strip a restored copy's isolation settings and stop it so a new cluster can adopt it: DEST=<dir>
+	@test -n "$(DEST)" || { echo "make restore-release: set DEST=<the directory make restore printed>" >&2; exit 2; }
 	$(PCBACKUP) release "$(DEST)"
 
 restore-drill: dev ## backup, write, restore to a point in time, verify row-exact, report RPO/RTO (DRILL=standalone: private server)

@@ -10,10 +10,10 @@ cluster-up: dev ## start etcd x3, Patroni/PostgreSQL x3, HAProxy and 2 punchcloc
 	scripts/apt-ensure $(CLUSTER_APT_PACKAGES)
 	$(CLUSTER) up
 
-cluster-status: ## print the leader, replication state, instance health and the URLs
+cluster-status: dev ## print the leader, replication state, instance health and the URLs
 	$(CLUSTER) status
 
-cluster-down: ## stop every process of the local cluster (data stays in .state/cluster)
+cluster-down: dev ## stop every process of the local cluster (data stays in .state/cluster)
 	$(CLUSTER) down
 
 test-ha: dev ## run all seven failure scenarios against a real cluster (~5 min; logs kept in .state/ha-logs)

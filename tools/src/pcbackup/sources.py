@@ -81,7 +81,10 @@ def nodes_from_config(config: Path) -> tuple[Node, ...]:
 def load_config(config: Path, app_url: str | None = None, database: str = "punchclock") -> Source:
     """A host configured by pgbackrest.conf alone (a VM install): nodes from its pgN entries."""
     if not config.exists():
-        raise BackupError(f"{config} does not exist")
+        raise BackupError(
+            f"{config} does not exist: start the local cluster with `make cluster-up`, name a host's configuration "
+            "with --config, or drill on a private server with `make restore-drill DRILL=standalone`"
+        )
     return Source(
         br=PgBackRest(config), nodes=nodes_from_config(config), database_url="", app_url=app_url, database=database
     )
