@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 -include mk/*.mk
 
-.PHONY: help run serve test test-unit lint typecheck install dev clean
+.PHONY: help run serve test test-unit lint typecheck install dev clean apt-packages
 
 help: ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,9 +35,13 @@ dev: $(UV) ## create .venv with the test and lint tools and the project's toolin
 run: install ## serve on http://localhost:8000 using an embedded SQLite database
 	$(BIN)/punchclock serve
 
+# PUNCHCLOCK_MAKE_TEST tells tests/test_packages.py that every package below is meant to be installed.
 test: dev ## install what the tests need, then run every test suite
 	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))
-	$(BIN)/pytest $(PYTEST_ARGS)
+	PUNCHCLOCK_MAKE_TEST=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+apt-packages: # the Debian packages make test installs, on one line (read by tests/test_packages.py)
+	@echo $(sort $(TEST_APT_PACKAGES))
 
 test-unit: dev ## the fast tests that need nothing but the package
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
