@@ -50,6 +50,34 @@ async def test_a_commit_the_standby_never_confirmed_is_not_acknowledged(tmp_path
     assert response.headers["retry-after"].isdigit()
 
 
+async def test_a_keyless_post_of_unknown_outcome_gets_the_servers_key_and_its_retry_records_once(
+    tmp_path: Path,
+) -> None:
+    """Given a POST without an Idempotency-Key whose commit waits for an absent standby past the budget, then the
+    503 carries the key the server generated; once the standby requirement is lifted, a retry with that key is
+    answered with the original stamp, and the table holds it once."""
+    with postgres.throwaway() as pg:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port), PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="2")
+        migrate(env)
+        pg.psql("ALTER SYSTEM SET synchronous_standby_names = 'absent_standby'", database="postgres")
+        pg.psql("SELECT pg_reload_conf()", database="postgres")
+        with serving_process(env, tmp_path / "serve.log") as process:
+            await asyncio.to_thread(_wait_for_port, url, process)
+            async with httpx.AsyncClient(timeout=30) as client:
+                unknown = await client.post(f"{url}/app")
+                pg.psql("ALTER SYSTEM SET synchronous_standby_names = ''", database="postgres")
+                pg.psql("SELECT pg_reload_conf()", database="postgres")
+                key = unknown.headers.get("idempotency-key", "")
+                retried = await client.post(f"{url}/app", headers={"Idempotency-Key": key})
+            rows = pg.psql(f"SELECT count(*) FROM stamps WHERE key = '{key}'")
+
+    assert (unknown.status_code, len(key)) == (503, 32)
+    assert (retried.status_code, retried.headers.get("idempotent-replayed")) == (201, "true")
+    assert rows == "1"
+
+
 def migrate(env: dict[str, str]) -> None:
     subprocess.run([*PUNCHCLOCK, "migrate"], env=env, capture_output=True, timeout=60, check=True)
 

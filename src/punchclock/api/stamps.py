@@ -121,16 +121,21 @@ class StampsAPI:
         exception middleware (each adds coroutine frames to every resume). Errors are answered by the same
         problem handlers as every other route."""
         received_at = self.clock()
+        generated: str | None = None
         try:
             keys = [value.decode("latin-1") for name, value in scope["headers"] if name == b"idempotency-key"]
             key = parse_idempotency_key(keys)
+            if key is None:
+                key = generated = uuid.uuid4().hex
             await self._drain(scope, receive)
-            stored = await self.writer.record(NewStamp(key or uuid.uuid4().hex, received_at))
+            stored = await self.writer.record(NewStamp(key, received_at))
         except PunchclockError as exc:
-            await (await problems.punchclock_error(Request(scope), exc))(scope, receive, send)
+            response = await problems.punchclock_error(Request(scope), exc)
+            await self._with_generated_key(response, exc.status, generated)(scope, receive, send)
             return
         except Exception as exc:  # the outermost catch-all, as ServerErrorMiddleware is for other routes
-            await (await problems.unexpected_error(Request(scope), exc))(scope, receive, send)
+            response = await problems.unexpected_error(Request(scope), exc)
+            await self._with_generated_key(response, 500, generated)(scope, receive, send)
             return
         location = f"/app/{stored.stamp.id}".encode()
         body = dumps(to_json(stored.stamp))
@@ -143,6 +148,14 @@ class StampsAPI:
             headers.append((b"idempotent-replayed", b"true"))
         await send({"type": "http.response.start", "status": 201, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _with_generated_key(response: Response, status: int, generated: str | None) -> Response:
+        """A server error on a POST that came without a key may hide a stamp that was recorded after all (its
+        commit landed as the budget ran out): hand out the key the server used, so a retry with it is safe."""
+        if generated is not None and status >= 500:
+            response.headers[KEY_HEADER] = generated
+        return response
 
     async def _drain(self, scope: Scope, receive: Receive) -> None:
         """Read at most ``max_body`` bytes of a body nobody needs; refuse more without reading it all."""
