@@ -10,7 +10,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 # Debian packages each area's tests need; area makefiles in mk/ add to these.
-TEST_APT_PACKAGES := postgresql-15 postgresql-contrib curl
+# openssl makes the throwaway PostgreSQL servers' TLS certificates.
+TEST_APT_PACKAGES := postgresql-15 postgresql-contrib curl openssl
 PYTEST_ARGS ?=
 
 -include mk/*.mk

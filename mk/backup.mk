@@ -1,6 +1,7 @@
 # pgBackRest backups of the PostgreSQL cluster: backup, point-in-time restore, the restore drill, metrics.
 BACKUP_APT_PACKAGES := pgbackrest postgresql-15
-TEST_APT_PACKAGES += $(BACKUP_APT_PACKAGES)
+# systemd-analyze (package systemd) checks the timers' calendar expressions.
+TEST_APT_PACKAGES += $(BACKUP_APT_PACKAGES) systemd
 BACKUP_STATE ?= .state/cluster
 PCBACKUP := $(BIN)/pcbackup --state $(BACKUP_STATE)
 TYPE ?= incr

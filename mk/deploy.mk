@@ -1,6 +1,7 @@
 # The container image (Dockerfile, built with podman), the Kubernetes manifests (deploy/kubernetes) and the
 # Prometheus rules (deploy/monitoring); their tests live in tests/deploy.
-DEPLOY_APT_PACKAGES := podman runc debootstrap uidmap netavark aardvark-dns iptables prometheus
+# catatonit is only a Recommends of podman, but its pause image (podman kube play) cannot be built without it.
+DEPLOY_APT_PACKAGES := podman catatonit runc debootstrap uidmap netavark aardvark-dns iptables prometheus
 TEST_APT_PACKAGES += $(DEPLOY_APT_PACKAGES)
 CHECKOV_VENV := $(TOOLS)/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
