@@ -1,4 +1,8 @@
-"""One measured run: warm up, note the rows, put load on, sample the server's RSS, check the rows."""
+"""One measured run: warm up, note the rows, put load on, sample the server's RSS, check the rows.
+
+The runs print nothing themselves: ``bench.run`` announces each through ``bench.progress`` and ends it with
+``summary``.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +48,6 @@ def http_run(
 ) -> Measurement:
     """wrk against the running service; with ``rows``, new rows must equal the 2xx responses; with ``db``,
     PostgreSQL's CPU time is measured too."""
-    say(f"bench: {label}, {connections} connections, {settings.seconds}s")
     if settings.warmup_seconds:
         run_wrk(service.url, method, path, connections, settings.warmup_seconds, log, settings.tail_seconds)
     before = settled(rows) if rows else None
@@ -71,8 +74,12 @@ def http_run(
         mean_batch=commits.mean_batch if commits else None,
         slow_commits=commits.slow_commits if commits else None,
     )
-    say("       " + summary(result))
     return result
+
+
+def pgbench_name(connections: int, settings: BenchSettings) -> str:
+    """``pgbench_commit`` at the headline concurrency, ``pgbench_commit_c<n>`` otherwise."""
+    return "pgbench_commit" if connections == settings.connections else f"pgbench_commit_c{connections}"
 
 
 def pgbench_run(
@@ -84,8 +91,6 @@ def pgbench_run(
     rows: RowCount,
 ) -> Measurement:
     """pgbench's one-row commits; new rows must equal the committed transactions."""
-    headline = connections == settings.connections
-    say(f"bench: pgbench one-row INSERT per transaction, {connections} clients, {settings.seconds}s")
     if settings.warmup_seconds:
         run_pgbench(server, connections, settings.warmup_seconds, work_dir, log, record=False)
     before = settled(rows)
@@ -93,7 +98,7 @@ def pgbench_run(
         load = run_pgbench(server, connections, settings.seconds, work_dir, log)
     rows_new = settled(rows) - before
     result = Measurement(
-        name="pgbench_commit" if headline else f"pgbench_commit_c{connections}",
+        name=pgbench_name(connections, settings),
         label="pgbench: one-row INSERT per transaction",
         connections=connections,
         load=load,
@@ -102,7 +107,6 @@ def pgbench_run(
         rows_new=rows_new,
         rows_match=rows_new == load.ok,
     )
-    say("       " + summary(result))
     return result
 
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import machine, plot, report
-from bench.measure import http_run, pgbench_run, say
+from bench.measure import http_run, pgbench_name, pgbench_run, say, summary
 from bench.model import Measurement
+from bench.pgbench import CONNECT_ALLOWANCE_SECONDS
 from bench.processes import interrupts_unwind
+from bench.progress import Progress, Step
 from bench.rows import RowCount, postgres_rows, sqlite_rows
-from bench.scan import table_scan
+from bench.scan import scan_step, table_scan
 from bench.service import RunningService, migrate, running_service
 from bench.settings import BenchSettings
 from bench.wrk import wrk_binary
@@ -34,36 +38,84 @@ EXTRA_POST_VARIANTS = [
 ]
 
 
-def measure_all(settings: BenchSettings, work: Path) -> tuple[list[Measurement], list[dict[str, Any]]]:
-    """Every run in a fixed order; everything started here is stopped before returning or raising."""
+def pgbench_clients(settings: BenchSettings) -> list[int]:
+    """The headline clients, then one client (bound by the latency of one WAL flush) among the extra runs."""
+    return [settings.connections] + ([1] if settings.extra_runs and settings.connections != 1 else [])
+
+
+def sweep_connections(settings: BenchSettings) -> list[int]:
+    """The headline concurrency first, then the rest of the group-commit sweep."""
+    return [settings.connections, *sorted(set(settings.sweep) - {settings.connections})]
+
+
+def post_variants(settings: BenchSettings) -> list[tuple[str, str, dict[str, str]]]:
+    return POST_VARIANTS + (EXTRA_POST_VARIANTS if settings.extra_runs else [])
+
+
+def plan(settings: BenchSettings) -> list[Step]:
+    """Every run ``measure_all`` makes, in its order, with the seconds of load the settings give it."""
+    warm = settings.warmup_seconds
+    wrk = settings.seconds + settings.tail_seconds + (warm + settings.tail_seconds if warm else 0)
+    pgbench = settings.seconds + CONNECT_ALLOWANCE_SECONDS + (warm + CONNECT_ALLOWANCE_SECONDS if warm else 0)
+    scan_page = settings.scan_seconds + settings.tail_seconds
+    return [
+        *(Step(pgbench_name(c, settings), pgbench) for c in pgbench_clients(settings)),
+        Step("healthz", wrk),
+        *(Step(f"post_app_group_c{c}", wrk) for c in sweep_connections(settings)),
+        *(Step(name, wrk) for name, _, _ in post_variants(settings)),
+        *(Step(scan_step(rows), 2 * scan_page) for rows in sorted(settings.scan_rows)),  # first and deep page
+        Step("post_app_sqlite", wrk),
+    ]
+
+
+def measure_all(
+    settings: BenchSettings, work: Path, progress: Progress
+) -> tuple[list[Measurement], list[dict[str, Any]]]:
+    """Every run in ``plan``'s order; everything started here is stopped before returning or raising."""
     runs: list[Measurement] = []
     scan: list[dict[str, Any]] = []
     conns = settings.connections
     log = work / "bench.log"
     workers = {"PUNCHCLOCK_WORKERS": str(settings.workers)}
 
+    def measured(name: str, description: str, run: Callable[[], Measurement]) -> None:
+        progress.begin(name, f"{description}, {settings.seconds} s")
+        runs.append(run())
+        progress.end(summary(runs[-1]))
+
     def post(
         name: str, label: str, svc: RunningService, connections: int, rows: RowCount, db: postgres.Server | None
     ) -> None:
-        runs.append(http_run(name, label, svc, "POST", "/app", connections, settings, log, rows, db))
+        measured(
+            name,
+            f"{label}, {connections} connections",
+            lambda: http_run(name, label, svc, "POST", "/app", connections, settings, log, rows, db),
+        )
 
     with postgres.throwaway(parent=work) as pg:
         dsn = pg.dsn()
         migrate(dsn, log)
         rows = postgres_rows(pg)
-        runs.append(pgbench_run(pg, conns, settings, work / "pgbench", log, rows))
-        if settings.extra_runs and conns != 1:  # one client: bound by the latency of one WAL flush
-            runs.append(pgbench_run(pg, 1, settings, work / "pgbench", log, rows))
+        for clients in pgbench_clients(settings):
+            measured(
+                pgbench_name(clients, settings),
+                f"pgbench one-row INSERT per transaction, {clients} clients",
+                functools.partial(pgbench_run, pg, clients, settings, work / "pgbench", log, rows),
+            )
         with running_service(dsn, work / "serve-group.log", workers) as svc:
-            runs.append(http_run("healthz", HEALTHZ, svc, "GET", "/healthz", conns, settings, log))
-            for c in [conns, *sorted(set(settings.sweep) - {conns})]:
+            measured(
+                "healthz",
+                f"{HEALTHZ}, {conns} connections",
+                lambda: http_run("healthz", HEALTHZ, svc, "GET", "/healthz", conns, settings, log),
+            )
+            for c in sweep_connections(settings):
                 post(f"post_app_group_c{c}", "POST /app, group commit", svc, c, rows, pg)
-        for name, label, overrides in POST_VARIANTS + (EXTRA_POST_VARIANTS if settings.extra_runs else []):
+        for name, label, overrides in post_variants(settings):
             with running_service(dsn, work / f"serve-{name}.log", {**workers, **overrides}) as svc:
                 post(name, label, svc, conns, rows, pg)
         if settings.scan_rows:
             with running_service(dsn, work / "serve-scan.log", workers) as svc:
-                scan = table_scan(pg, svc, settings, log)
+                scan = table_scan(pg, svc, settings, log, progress)
     sqlite_db = work / "sqlite" / "punchclock.db"
     sqlite_db.parent.mkdir()
     with running_service(f"sqlite:///{sqlite_db}", work / "serve-sqlite.log") as svc:
@@ -82,7 +134,7 @@ def main() -> int:
     try:
         with interrupts_unwind():
             try:
-                runs, scan = measure_all(settings, work)
+                runs, scan = measure_all(settings, work, Progress(plan(settings), say))
             finally:
                 shutil.rmtree(work, ignore_errors=True)
     except KeyboardInterrupt as stopped:

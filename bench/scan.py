@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.measure import say
+from bench.progress import Progress
 from bench.service import RunningService
 from bench.settings import BenchSettings
 from bench.wrk import run_wrk
@@ -59,14 +59,24 @@ def deep_cursor(base_url: str, depth: int) -> str | None:
     return cursor
 
 
+def scan_step(rows: int) -> str:
+    """The progress key of the scan at one table size (both of its pages)."""
+    return f"scan_{rows}"
+
+
 def table_scan(
-    server: postgres.Server, service: RunningService, settings: BenchSettings, log: Path
+    server: postgres.Server, service: RunningService, settings: BenchSettings, log: Path, progress: Progress
 ) -> list[dict[str, Any]]:
     """For each size in ``settings.scan_rows``: grow the table, then time the first and a deep page."""
     server.psql("TRUNCATE stamps")
     points: list[dict[str, Any]] = []
     for size in sorted(settings.scan_rows):
-        say(f"bench: GET /app at {size:,} rows (filling the table through SQL)")
+        progress.begin(
+            scan_step(size),
+            f"GET /app at {size:,} rows (filling the table through SQL), first and deep page, "
+            f"{settings.scan_seconds} s each",
+        )
+        figures = []
         rows = fill_to(server, size)
         depth = int(rows * DEPTH)
         cursor = deep_cursor(service.url, depth)
@@ -86,6 +96,7 @@ def table_scan(
                 "p99_ms": round(load.p99_ms, 3),
                 "non_2xx": load.non_2xx,
             }
-            say(f"       {which} page: {load.rps:,.0f}/s  p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms")
+            figures.append(f"{which} page {load.rps:,.0f}/s  p50 {load.p50_ms:.2f} ms  p99 {load.p99_ms:.2f} ms")
             points.append(point)
+        progress.end(f"{rows:,} rows; " + "; ".join(figures))
     return points

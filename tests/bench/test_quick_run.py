@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -76,7 +77,8 @@ def processes_with(marker: str) -> list[int]:
 
 def test_quick_run_records_every_stamp_and_writes_results(tmp_path: Path, bench_tmp: Path) -> None:
     """Given the quick knobs, when the benchmark runs, then it exits 0 with rows_match true, writes the
-    headline keys and the plot, and leaves no process or temporary file behind."""
+    headline keys and the plot, said "run k of N" as each run started (with the time left) and ended (with its
+    figures), k counting to N, every run in latest.json plus one per scan size, and leaves nothing behind."""
     marker = uuid.uuid4().hex
     run = subprocess.run(
         [sys.executable, "-m", "bench"],
@@ -91,6 +93,11 @@ def test_quick_run_records_every_stamp_and_writes_results(tmp_path: Path, bench_
     results = json.loads((tmp_path / "results" / "latest.json").read_text())
     assert (set(HEADLINE_KEYS) - results.keys(), results["rows_match"]) == (set(), True)
     assert (tmp_path / "results" / "concurrency.png").stat().st_size > 0
+    total = len(results["runs"]) + len({point["rows"] for point in results["scan"]})
+    expected = [(str(k), str(total)) for k in range(1, total + 1)]
+    starts = re.findall(r"^bench: run (\d+) of (\d+): .* left\)$", run.stderr, re.MULTILINE)
+    ends = re.findall(r"^bench: run (\d+) of (\d+) took \d+ s: .+/s", run.stderr, re.MULTILINE)
+    assert (starts, ends) == (expected, expected), run.stderr
     assert (processes_with(marker), list(bench_tmp.iterdir())) == ([], [])
 
 
@@ -105,7 +112,7 @@ def test_interrupted_run_stops_everything_and_cleans_up(tmp_path: Path, bench_tm
         try:
             assert proc.stderr is not None
             for line in proc.stderr:  # wait until the service is under load
-                if line.startswith("bench: GET /healthz"):
+                if line.startswith("bench: run ") and "GET /healthz" in line:
                     break
             time.sleep(1)
             proc.send_signal(signal.SIGINT)
