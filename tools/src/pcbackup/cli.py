@@ -154,8 +154,14 @@ def run_drill(args: argparse.Namespace, source: Source, private: bool, scratch: 
             backup_type=args.type,
             count_before=args.count,
             count_after=args.count,
+            say=progress,
         )
         return drill.run()
+
+
+def progress(line: str) -> None:
+    """The drill's step lines go to stderr as they happen, so stdout carries only the JSON report."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def live_source(args: argparse.Namespace) -> Source:
@@ -186,8 +192,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(text + "\n")
-    print(text)
-    print(summary(report))
+    print(text, flush=True)
+    progress(summary(report))
     return 0 if report.ok else 1
 
 

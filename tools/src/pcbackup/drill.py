@@ -85,6 +85,18 @@ class DrillReport:
         return asdict(self)
 
 
+class Stopwatch:
+    """Seconds between laps: each step of the drill reports its own duration."""
+
+    def __init__(self) -> None:
+        self.last = time.monotonic()
+
+    def lap(self) -> float:
+        now = time.monotonic()
+        seconds, self.last = now - self.last, now
+        return seconds
+
+
 @dataclass
 class Drill:
     br: PgBackRest
@@ -98,33 +110,60 @@ class Drill:
     count_before: int = 20
     count_after: int = 20
     settle_seconds: float = 0.05
+    say: Callable[[str], None] = field(default=lambda line: None)  # one line per step as it ends
 
     def run(self) -> DrillReport:
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self.br.ensure_stanza()
-        started = time.monotonic()
+        step = Stopwatch()
         self.primary().query("CHECKPOINT")  # see sources.Source.checkpoint
         backup = self.br.backup(self.backup_type)
-        backup_seconds = time.monotonic() - started
+        backup_seconds = step.lap()
+        self.say(
+            f"drill: backup: {backup['type']} {backup['label']} ({backup['info']['size'] / 1e6:.1f} MB) "
+            f"in {backup_seconds:.1f} s"
+        )
         before = stamps(self.primary())
         batch_a = self.writer.write([f"restore-drill-{run_id}-a-{n:05d}" for n in range(self.count_before)])
+        self.say(
+            f"drill: writes: {len(batch_a)} stamps before the target through {self.writer_name} "
+            f"({len(before):,} rows already there) in {step.lap():.1f} s"
+        )
         # pgBackRest compares a time target with backup stop times in whole seconds: keep the target at least
         # one full second after the backup, or it finds no backup that ended before it.
         time.sleep(max(self.settle_seconds, backup["timestamp"]["stop"] + 1.2 - time.time()))
         target = self.primary().value(
             "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'"
         )
+        self.say(f"drill: target: {target} (the primary's clock, {step.lap():.1f} s after the writes)")
         time.sleep(self.settle_seconds)
         batch_b = self.writer.write([f"restore-drill-{run_id}-b-{n:05d}" for n in range(self.count_after)])
+        self.say(f"drill: writes: {len(batch_b)} stamps after the target in {step.lap():.1f} s")
         lag = archive.measure(self.primary())
         self.br.check()  # switch WAL and wait until it is archived, so the archive reaches past the target
+        self.say(
+            f"drill: archive: RPO {lag.rpo_seconds:.1f} s ({lag.unarchived_bytes:,} bytes of WAL not yet "
+            f"archived, archive_timeout {lag.archive_timeout_seconds} s); WAL switched and archived "
+            f"in {step.lap():.1f} s"
+        )
         source_after = stamps(self.primary())
         restored = restore(self.br, self.scratch / f"restore-drill-{run_id}", target=target)
+        step.lap()  # the restore reports its own two figures
+        self.say(
+            f"drill: restore: {restored.restore_seconds:.1f} s, recovery {restored.recovery_seconds:.1f} s "
+            f"(RTO {restored.rto_seconds:.1f} s), port {restored.instance.port}"
+        )
         try:
             rows = stamps(restored.instance.db())
         finally:
             restored.instance.remove()
         verdict = compare(before, batch_a, batch_b, source_after, rows)
+        self.say(
+            f"drill: compare: {len(rows):,} rows, {len(verdict.missing)} missing, "
+            f"{len(verdict.after_target) + len(verdict.unknown)} extra "
+            f"({len(verdict.after_target)} from after the target, {len(verdict.unknown)} unknown), "
+            f"{verdict.foreign} from other clients in {step.lap():.1f} s"
+        )
         return DrillReport(
             ok=verdict.ok(self.strict),
             source=self.source,
