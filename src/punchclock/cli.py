@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
-from pydantic import ValidationError
 
-from punchclock import __version__, backup, logs, startup
+from punchclock import __version__, logs, sqlite_backup, startup
 from punchclock.errors import PunchclockError
-from punchclock.settings import Settings, load_settings, redact
+from punchclock.settings import Settings, SettingsError, load_settings, redact
 from punchclock.store import open_store
 from punchclock.store.sqlite import path_from_url
 
@@ -73,10 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
-    except ValidationError as exc:
-        print(f"punchclock: invalid settings:\n{exc}", file=sys.stderr)
+    except SettingsError as exc:
+        print(f"punchclock: invalid settings: {exc}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format, no_color=bool(settings.no_color))
     try:
         if args.command == "serve":
             from punchclock.server import serve
@@ -86,10 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             applied = asyncio.run(_migrate(settings))
             log.info("schema up to date", applied=applied, database=redact(settings.dsn))
         elif args.command == "backup":
-            count = backup.backup(_sqlite_path(settings), args.path)
+            count = sqlite_backup.backup(_sqlite_path(settings), args.path)
             log.info("backup written", path=str(args.path), stamps=count)
         elif args.command == "restore":
-            count = backup.restore(args.path, _sqlite_path(settings), force=args.force)
+            count = sqlite_backup.restore(args.path, _sqlite_path(settings), force=args.force)
             log.info("database restored", source=str(args.path), stamps=count)
     except PunchclockError as exc:
         log.error(f"{args.command} failed", reason=exc.detail)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, unquote
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///punchclock.db"
@@ -23,6 +23,12 @@ class CommitMode(StrEnum):
 class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"  # console on a terminal, JSON otherwise
+    JSON = "json"  # one JSON object per line
+    CONSOLE = "console"  # structlog's readable lines
 
 
 Seconds = Annotated[float, Field(ge=0)]
@@ -69,6 +75,9 @@ class Settings(BaseSettings):
 
     access_log: bool = True
     log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.AUTO
+    # https://no-color.org: present and not empty turns colours off, whatever its value.
+    no_color: str = Field(default="", validation_alias="NO_COLOR")
 
     @model_validator(mode="before")
     @classmethod
@@ -90,9 +99,16 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.environment is Environment.PRODUCTION:
             if self.is_sqlite and self.workers > 1:
-                raise ValueError("SQLite is single-writer: run one worker, or use PostgreSQL")
+                raise ValueError(
+                    f"PUNCHCLOCK_WORKERS={self.workers} with PUNCHCLOCK_ENV=production: SQLite is single-writer; "
+                    "run one worker, or use PostgreSQL"
+                )
             if _password(self.dsn) in WELL_KNOWN_PASSWORDS:
-                raise ValueError("the database password is a well-known default; set a real secret")
+                source = "DATABASE_URL" if self.dsn == self.database_url.get_secret_value() else "DB_PASSWORD"
+                raise ValueError(
+                    f"{source}: the database password is a well-known default, refused with "
+                    "PUNCHCLOCK_ENV=production; set a real secret"
+                )
         return self
 
     @property
@@ -114,9 +130,71 @@ class Settings(BaseSettings):
         return self.is_sqlite if self.migrate_on_start is None else self.migrate_on_start
 
 
+class SettingsError(ValueError):
+    """The environment holds settings punchclock cannot use. The message is one line that names each
+    variable as the user set it, e.g. ``PUNCHCLOCK_WORKERS=100: must be at most 64``."""
+
+
 def load_settings() -> Settings:
     """Read settings from the process environment; call once at start-up and pass the result in."""
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+# Secrets are named in errors, never shown.
+_SECRET_VARIABLES = frozenset({"DATABASE_URL", "DB_PASSWORD"})
+_BOUNDS = {
+    "less_than_equal": "at most",
+    "less_than": "below",
+    "greater_than_equal": "at least",
+    "greater_than": "above",
+}
+_REASONS = {
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false (also 1/0, yes/no, on/off)",
+}
+
+
+def _variable(location: str) -> str:
+    """The environment variable behind a field name or alias, as pydantic reports it in an error."""
+    field = Settings.model_fields.get(location)
+    if field is None:
+        return location  # already an alias: DATABASE_URL, PORT, DB_*, PUNCHCLOCK_ENV
+    alias = field.validation_alias
+    return alias if isinstance(alias, str) else f"{Settings.model_config.get('env_prefix', '')}{location}".upper()
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line for all of ``exc``'s errors: ``VARIABLE=value: what is wrong``, separated by ``; ``."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        reason = _reason(error["type"], error["msg"], error.get("ctx") or {})
+        if not error["loc"]:  # a check across settings; its message names the variables itself
+            problems.append(reason)
+            continue
+        name = _variable(str(error["loc"][0]))
+        value = error.get("input")
+        shown = name if name in _SECRET_VARIABLES or not isinstance(value, str | int | float) else f"{name}={value}"
+        problems.append(f"{shown}: {reason}")
+    return "; ".join(problems)
+
+
+def _reason(kind: str, message: str, ctx: dict[str, Any]) -> str:
+    """pydantic's message in the words of an environment variable's user."""
+    if kind in _BOUNDS:
+        limit = next(iter(ctx.values()))
+        shown = f"{limit:g}" if isinstance(limit, float) else str(limit)  # 0.0 reads as 0, 10000 stays 10000
+        return f"must be {_BOUNDS[kind]} {shown}"
+    if kind in _REASONS:
+        return _REASONS[kind]
+    if kind == "enum":
+        return f"must be {ctx['expected']}"
+    message = message.removeprefix("Value error, ")
+    return message.replace("Input should be", "must be", 1)
 
 
 def _password(dsn: str) -> str | None:

@@ -1,4 +1,5 @@
-"""Online backup and offline restore of the embedded SQLite database.
+"""Online backup and offline restore of the embedded SQLite database (`punchclock backup` and `restore`;
+PostgreSQL is backed up with pgBackRest, see `pcbackup`).
 
 A backup uses SQLite's backup API, so it is consistent while the service writes. A restore replaces the
 database file and refuses while a punchclock process has the database open (each holds a shared lock on

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -22,6 +26,47 @@ def test_every_command_has_help(args: list[str]) -> None:
     result = subprocess.run([*PUNCHCLOCK, *args, "--help"], capture_output=True, text=True, timeout=30, check=False)
     assert result.returncode == 0
     assert "usage: punchclock" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variables", "line"),
+    [
+        ({"PUNCHCLOCK_WORKERS": "100"}, "PUNCHCLOCK_WORKERS=100: must be at most 64"),
+        ({"PORT": "eighty"}, "PORT=eighty: must be a whole number"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable(variables: dict[str, str], line: str) -> None:
+    """A refused setting exits 2 with one line on stderr that names the variable as set, and no traceback."""
+    result = subprocess.run(
+        [*PUNCHCLOCK, "serve"], env=env_for(**variables), capture_output=True, text=True, timeout=30, check=False
+    )
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"punchclock: invalid settings: {line}\n"
+
+
+def test_serve_on_a_terminal_logs_readable_lines(tmp_path: Path) -> None:
+    """With stdout a terminal (as under `make run`), the log is structlog's readable lines, not JSON."""
+    port = free_port()
+    env = env_for(DATABASE_URL=f"sqlite:///{tmp_path / 'tty.db'}", PORT=str(port), NO_COLOR="1")
+    main, child = pty.openpty()
+    process = subprocess.Popen([*PUNCHCLOCK, "serve"], env=env, stdout=child, stderr=child, cwd=REPO)
+    os.close(child)
+    output = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"Uvicorn running" not in output and time.monotonic() < deadline:
+            if select.select([main], [], [], 1)[0]:
+                output += os.read(main, 65536)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        os.close(main)
+    lines = output.decode().splitlines()
+    serving = next(line for line in lines if "serving" in line)
+    assert not serving.startswith("{")
+    assert "[info     ] serving" in serving
+    assert "commit_mode=group" in serving
+    assert "\x1b[" not in output.decode()  # NO_COLOR
 
 
 @pytest.mark.postgres

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
-from punchclock.settings import CommitMode, load_settings, redact
+from punchclock.settings import CommitMode, SettingsError, load_settings, redact
 
 
 def test_defaults_serve_sqlite_on_port_8000(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,10 +50,48 @@ def test_secrets_come_from_files_and_never_from_repr(monkeypatch: pytest.MonkeyP
 
 
 def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A nonsense setting stops start-up with a message naming it."""
+    """A nonsense setting stops start-up with a message naming the variable, its value and what it may be."""
     monkeypatch.setenv("PUNCHCLOCK_COMMIT_MODE", "sometimes")
-    with pytest.raises(ValidationError, match="commit_mode"):
+    with pytest.raises(SettingsError) as caught:
         load_settings()
+    assert str(caught.value) == "PUNCHCLOCK_COMMIT_MODE=sometimes: must be 'group' or 'per-request'"
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"PUNCHCLOCK_WORKERS": "100"}, "PUNCHCLOCK_WORKERS=100: must be at most 64"),
+        ({"PUNCHCLOCK_WORKERS": "0"}, "PUNCHCLOCK_WORKERS=0: must be at least 1"),
+        ({"PUNCHCLOCK_DRAIN_SECONDS": "-1"}, "PUNCHCLOCK_DRAIN_SECONDS=-1: must be at least 0"),
+        ({"PUNCHCLOCK_ACCESS_LOG": "maybe"}, "PUNCHCLOCK_ACCESS_LOG=maybe: must be true or false"),
+        ({"PUNCHCLOCK_ENV": "staging"}, "PUNCHCLOCK_ENV=staging: must be 'development' or 'production'"),
+        ({"PUNCHCLOCK_LOG_FORMAT": "pretty"}, "PUNCHCLOCK_LOG_FORMAT=pretty: must be 'auto', 'json' or 'console'"),
+        ({"PORT": "http"}, "PORT=http: must be a whole number"),
+        ({"PORT": "70000"}, "PORT=70000: must be at most 65535"),
+        ({"DB_HOST": "db", "DB_PORT": "x"}, "DB_PORT=x: must be a whole number"),
+    ],
+)
+def test_errors_name_the_environment_variable(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], message: str
+) -> None:
+    """A refused value is reported as VARIABLE=value as the user set it, never as pydantic's field name."""
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_several_errors_make_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every refused variable is named, on one line."""
+    monkeypatch.setenv("PUNCHCLOCK_WORKERS", "100")
+    monkeypatch.setenv("PUNCHCLOCK_BATCH_MAX", "lots")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value) == (
+        "PUNCHCLOCK_WORKERS=100: must be at most 64; PUNCHCLOCK_BATCH_MAX=lots: must be a whole number"
+    )
 
 
 def test_production_refuses_several_sqlite_workers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,7 +99,7 @@ def test_production_refuses_several_sqlite_workers(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("PUNCHCLOCK_ENV", "production")
     monkeypatch.setenv("PUNCHCLOCK_WORKERS", "4")
-    with pytest.raises(ValidationError, match="single-writer"):
+    with pytest.raises(SettingsError, match=r"^PUNCHCLOCK_WORKERS=4 with PUNCHCLOCK_ENV=production: SQLite"):
         load_settings()
 
 
@@ -71,6 +108,17 @@ def test_production_refuses_a_well_known_password(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("DATABASE_URL", "postgresql://app:postgres@db:5432/punchclock")
     assert load_settings().dsn.endswith("@db:5432/punchclock")
     monkeypatch.setenv("PUNCHCLOCK_ENV", "production")
-    with pytest.raises(ValidationError, match="well-known default") as caught:
+    with pytest.raises(SettingsError, match=r"^DATABASE_URL: the database password is a well-known default") as caught:
         load_settings()
     assert "postgres@db" not in str(caught.value)
+
+
+def test_a_well_known_db_password_is_named_as_db_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the brief's DB_* variables, the refusal names DB_PASSWORD, and never shows it."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("DB_HOST", "db")
+    monkeypatch.setenv("DB_PASSWORD", "changeme")
+    monkeypatch.setenv("PUNCHCLOCK_ENV", "production")
+    with pytest.raises(SettingsError, match=r"^DB_PASSWORD: the database password is a well-known default") as caught:
+        load_settings()
+    assert "changeme" not in str(caught.value)
