@@ -46,7 +46,7 @@ def lock_path(database: Path) -> Path:
 
 @contextlib.contextmanager
 def database_lock(database: Path, exclusive: bool) -> Iterator[None]:
-    """Shared while serving, exclusive while restoring (punchclock.backup); never blocks."""
+    """Shared while serving, exclusive while restoring (punchclock.sqlite_backup); never blocks."""
     database.parent.mkdir(parents=True, exist_ok=True)
     with lock_path(database).open("a") as handle:
         try:
@@ -148,20 +148,15 @@ class SQLiteStore:
     async def insert(self, stamps: Sequence[NewStamp]) -> dict[str, Stored]:
         def write(conn: sqlite3.Connection) -> dict[str, Stored]:
             keys = list({stamp.key: None for stamp in stamps})
+            marks = ",".join("?" * len(keys))  # the only interpolated text: one placeholder per key, all bound
             conn.execute("BEGIN IMMEDIATE")
             try:
-                before = {
-                    row[0]
-                    for row in conn.execute(f"SELECT key FROM stamps WHERE key IN ({','.join('?' * len(keys))})", keys)
-                }
+                before = {row[0] for row in conn.execute(f"SELECT key FROM stamps WHERE key IN ({marks})", keys)}
                 conn.executemany(
                     "INSERT INTO stamps (key, recorded_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                     [(stamp.key, _encode(stamp.recorded_at)) for stamp in stamps],
                 )
-                rows = conn.execute(
-                    f"SELECT key, id, recorded_at FROM stamps WHERE key IN ({','.join('?' * len(keys))})",
-                    keys,
-                ).fetchall()
+                rows = conn.execute(f"SELECT key, id, recorded_at FROM stamps WHERE key IN ({marks})", keys).fetchall()
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

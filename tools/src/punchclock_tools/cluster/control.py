@@ -35,16 +35,23 @@ def leader_psql(layout: Layout, sql: str, database: str = "postgres") -> str:
 
 
 def create_database(layout: Layout) -> None:
+    """Create the application role and its database on the leader unless they exist. Names and password come
+    from the layout (fixed names, a generated hex password), and psql takes no bound parameters, so they are
+    interpolated, quoted as SQL requires: identifiers in double quotes, strings in single quotes, any quote
+    inside doubled (standard_conforming_strings is on, so backslashes are plain characters)."""
+
+    def literal(value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    def identifier(value: str) -> str:
+        return '"' + value.replace('"', '""') + '"'
+
     db = layout.database
-    leader_psql(
-        layout,
-        f"""DO $$ BEGIN
-        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{db["user"]}') THEN
-            CREATE ROLE {db["user"]} LOGIN PASSWORD '{db["password"]}';
-        END IF; END $$""",
-    )
-    if not leader_psql(layout, f"SELECT 1 FROM pg_database WHERE datname = '{db['name']}'"):
-        leader_psql(layout, f"CREATE DATABASE {db['name']} OWNER {db['user']}")
+    user, name = identifier(db["user"]), identifier(db["name"])
+    if not leader_psql(layout, f"SELECT 1 FROM pg_roles WHERE rolname = {literal(db['user'])}"):
+        leader_psql(layout, f"CREATE ROLE {user} LOGIN PASSWORD {literal(db['password'])}")
+    if not leader_psql(layout, f"SELECT 1 FROM pg_database WHERE datname = {literal(db['name'])}"):
+        leader_psql(layout, f"CREATE DATABASE {name} OWNER {user}")
 
 
 def stanza_create(layout: Layout) -> None:
