@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from punchclock_tools import timeline
 from punchclock_tools.cluster import control
 from punchclock_tools.cluster.faults import Cluster
 from punchclock_tools.cluster.layout import Layout
@@ -58,10 +60,26 @@ def settled(cluster: Cluster) -> Cluster:
 
 @pytest.fixture
 def report(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
-    """Figures a scenario records; printed, and appended to $PUNCHCLOCK_HA_REPORT as JSON lines."""
+    """Figures a scenario records; shown on the terminal as one line when it ends (``scenario: <Verdict.line()>
+    key=value ...``), and appended to $PUNCHCLOCK_HA_REPORT as JSON lines."""
     figures: dict[str, object] = {"scenario": request.node.name}
     yield figures
-    print(json.dumps(figures))
+    verdict = [field.name for field in dataclasses.fields(Verdict)]
+    parts = [f"{figures['scenario']}:"]
+    if all(name in figures for name in verdict):  # record() put them there from vars(verdict), types and all
+        parts.append(Verdict(**{name: figures[name] for name in verdict}).line())  # type: ignore[arg-type]
+    shown = {"scenario", *(verdict if len(parts) > 1 else [])}
+    line = " ".join(parts + [f"{key}={json.dumps(value)}" for key, value in figures.items() if key not in shown])
+    # A print from teardown would be swallowed by pytest's capture: write past it, between pytest's own output.
+    reporter = request.config.pluginmanager.getplugin("terminalreporter")
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    if reporter is None or capture is None:
+        print(line)
+    else:
+        with capture.global_and_fixture_disabled():
+            if request.config.get_verbosity() < 0:
+                reporter.write("\n")  # -q writes its dots with no line of their own to end
+            reporter.write_line(line)
     target = os.environ.get("PUNCHCLOCK_HA_REPORT")
     if target:
         with open(target, "a") as handle:
@@ -69,7 +87,29 @@ def report(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
 
 
 def record(report: dict[str, object], verdict: Verdict, outcome: Outcome, **extra: object) -> None:
+    """The verdict and the scenario's own figures into ``report``; with $PUNCHCLOCK_HA_KEEP_LOGS set, a PNG of
+    the load's answers over time there as <scenario>.png (its path recorded as ``timeline_png``)."""
     statuses = Counter(str(failure.status or "no response") for failure in outcome.failures)
     report.update(vars(verdict), failures_by_status=dict(statuses), **extra)
     report["longest_stall"] = round(verdict.longest_stall, 2)
     report["p99"] = round(verdict.p99, 3)
+    keep = os.environ.get("PUNCHCLOCK_HA_KEEP_LOGS")
+    if keep:
+        # Seconds from the fault to the new leader, as the scenarios that change leader record them: scenario 1
+        # and the switchover time it from the fault; the partition from the end of cluster.partition(), a little
+        # after the fault, so its mark is early by the time the nft rules took.
+        timed = {
+            "failover_seconds": "new leader seen",
+            "switchover_seconds": "new leader seen",
+            "new_elected_seconds": "new leader elected (timed from the end of the partition step)",
+        }
+        key = next((key for key in timed if isinstance(extra.get(key), int | float)), None)
+        change = extra.get(key) if key else None
+        name = str(report["scenario"])
+        png = timeline.draw(
+            timeline.timeline(outcome, float(change) if isinstance(change, int | float) else None),
+            Path(keep) / f"{name}.png",
+            f"{name}\n{verdict.line()}",
+            timed.get(key or "", ""),
+        )
+        report["timeline_png"] = str(png)
