@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 
-from punchclock_tools.docs import render_all
+from punchclock_tools.docs.render import render_all
 
 
 def test_committed_docs_equal_a_fresh_render() -> None:

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from punchclock_tools.docs import render_all
 from punchclock_tools.docs.numbers import Number, unmarked, unmarked_numbers
+from punchclock_tools.docs.render import render_all
 
 # Each entry: a pattern whose match may hold numbers, and why those numbers are not figures to template.
 # Keep them narrow: a pattern covers a number only where the match spans it.

@@ -8,10 +8,3 @@ Layout (see docs/src/README.md):
   with values from ``results.load`` and ``config.configured``, formatted by ``filters``.
 - ``numbers.unmarked_numbers``: every number of a rendered page that no placeholder produced.
 """
-
-from __future__ import annotations
-
-from punchclock_tools.docs.provenance import record
-from punchclock_tools.docs.render import RenderedDoc, render_all
-
-__all__ = ["RenderedDoc", "record", "render_all"]
