@@ -101,7 +101,7 @@ def record(report: dict[str, object], verdict: Verdict, outcome: Outcome, **extr
         timed = {
             "failover_seconds": "new leader seen",
             "switchover_seconds": "new leader seen",
-            "new_elected_seconds": "new leader elected (timed from the end of the partition step)",
+            "new_elected_seconds": "new leader (from the partition's end)",
         }
         key = next((key for key in timed if isinstance(extra.get(key), int | float)), None)
         change = extra.get(key) if key else None

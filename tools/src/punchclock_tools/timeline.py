@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def draw(line: Timeline, path: Path, title: str, leader_label: str = "new leader
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    axes.set_title(title, fontsize="medium")
+    axes.set_title("\n".join(textwrap.fill(part, 110) for part in title.splitlines()), fontsize="medium")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
