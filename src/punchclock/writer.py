@@ -31,6 +31,9 @@ log = structlog.get_logger("punchclock.writer")
 _BACKOFF_FIRST = 0.05
 _BACKOFF_MAX = 1.0
 _PROBE_INTERVAL = 0.5
+# How long one write check's result answers every caller (readiness probes, the outage probe), whatever the
+# probe rate: the heartbeat is a replicated commit, and probes must not multiply writes.
+_CHECK_REUSE = 1.0
 _ANSWER_MARGIN = 0.2  # share of the drain bound (at most 1 s) kept for answering waiters before it ends
 
 
@@ -56,6 +59,8 @@ class Writer:
         self._inflight = 0  # batches taken off the queue and not yet answered
         self._failing_since: float | None = None  # start of the current run of failed commits
         self._probe: asyncio.Task[None] | None = None
+        self._check: asyncio.Task[None] | None = None
+        self._checked_at = 0.0
         self._cutoff: asyncio.Future[None] | None = None  # resolved when waiters must be answered now
         self._retry_after = max(1, round(self._budget / 2))
         metrics.queue_depth.set_function(self._queue.qsize)
@@ -82,11 +87,11 @@ class Writer:
         deadline = time.monotonic() + bound
         while (self._queue.qsize() or self._inflight) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
-        tasks = [*self._tasks, *([self._probe] if self._probe else [])]
+        tasks = [*self._tasks, *(task for task in (self._probe, self._check) if task)]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks, self._probe = [], None
+        self._tasks, self._probe, self._check = [], None, None
         left = 0
         while not self._queue.empty():
             left += 1
@@ -120,8 +125,21 @@ class Writer:
         raise DatabaseUnavailable(f"the database did not accept the write within {self._budget:g} s", self._retry_after)
 
     async def check_writable(self) -> None:
-        """The store's write check; a pass also ends an outage, so writes resume without waiting for the probe."""
-        await self._store.check_writable()
+        """The store's write check, shared by every caller: callers join the check in flight, and a finished
+        check's result (pass or failure) answers them for ``_CHECK_REUSE`` s. A caller that stops waiting (a
+        readiness timeout) leaves the check running, so a stalled database holds one session of this instance
+        for it, never one more per probe. A pass also ends an outage, so writes resume without the probe."""
+        check = self._check
+        if check is None or (check.done() and time.monotonic() - self._checked_at > _CHECK_REUSE):
+            check = self._check = asyncio.create_task(self._check_once(), name="writer-check")
+            check.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved by callers
+        await asyncio.shield(check)
+
+    async def _check_once(self) -> None:
+        try:
+            await self._store.check_writable()
+        finally:
+            self._checked_at = time.monotonic()
         if self._failing_since is not None:
             self._failing_since = None
             log.info("database takes writes again; accepting stamps")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +12,7 @@ import pytest
 from punchclock_tools import postgres
 from punchclock_tools.http import wait_until_ready
 from punchclock_tools.ports import free_port
-from punchclock_tools.process import PUNCHCLOCK, env_for, serving_process, stamps_locked
+from punchclock_tools.process import env_for, migrate, serving_process, stamps_locked
 
 pytestmark = pytest.mark.postgres
 
@@ -32,7 +30,7 @@ async def test_a_commit_the_standby_never_confirmed_is_not_acknowledged(tmp_path
         pg.psql("SELECT pg_reload_conf()", database="postgres")
 
         with serving_process(env, tmp_path / "serve.log") as process:
-            await asyncio.to_thread(_wait_for_port, url, process)
+            await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
             async with httpx.AsyncClient(timeout=30) as client:
                 post = asyncio.create_task(client.post(f"{url}/app", headers={"Idempotency-Key": "held"}))
                 await asyncio.sleep(1)  # the insert now waits for the absent standby
@@ -64,7 +62,7 @@ async def test_a_keyless_post_of_unknown_outcome_gets_the_servers_key_and_its_re
         pg.psql("ALTER SYSTEM SET synchronous_standby_names = 'absent_standby'", database="postgres")
         pg.psql("SELECT pg_reload_conf()", database="postgres")
         with serving_process(env, tmp_path / "serve.log") as process:
-            await asyncio.to_thread(_wait_for_port, url, process)
+            await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
             async with httpx.AsyncClient(timeout=30) as client:
                 unknown = await client.post(f"{url}/app")
                 pg.psql("ALTER SYSTEM SET synchronous_standby_names = ''", database="postgres")
@@ -76,23 +74,6 @@ async def test_a_keyless_post_of_unknown_outcome_gets_the_servers_key_and_its_re
     assert (unknown.status_code, len(key)) == (503, 32)
     assert (retried.status_code, retried.headers.get("idempotent-replayed")) == (201, "true")
     assert rows == "1"
-
-
-def migrate(env: dict[str, str]) -> None:
-    subprocess.run([*PUNCHCLOCK, "migrate"], env=env, capture_output=True, timeout=60, check=True)
-
-
-def _wait_for_port(url: str, process: subprocess.Popen[bytes]) -> None:
-    """Readiness needs a replicated commit, which this server cannot give; wait for liveness instead."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "punchclock exited"
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise TimeoutError(url)
 
 
 async def test_requests_held_past_a_short_drain_bound_get_503_not_500(postgres_url: str, tmp_path: Path) -> None:

@@ -13,16 +13,14 @@ import pytest
 from punchclock_tools import postgres
 from punchclock_tools.http import wait_until_ready
 from punchclock_tools.ports import free_port
-from punchclock_tools.process import PUNCHCLOCK, env_for, serving_process, stamps_locked
+from punchclock_tools.process import env_for, migrate, serving_process, stamps_locked
 
 pytestmark = pytest.mark.postgres
 
 
 def migrated_env(postgres_url: str, **extra: str) -> dict[str, str]:
-    import subprocess
-
     env = env_for(DATABASE_URL=postgres_url, **extra)
-    subprocess.run([*PUNCHCLOCK, "migrate"], env=env, capture_output=True, timeout=60, check=True)
+    migrate(env)
     return env
 
 

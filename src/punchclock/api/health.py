@@ -38,10 +38,11 @@ class HealthAPI:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
     async def readyz(self, request: Request) -> Response:
-        """Ready: not draining, and the database takes writes within the bound."""
-        reason = None
+        """Ready: not draining, and the database takes writes within the bound. The answer says which of the two
+        failed; the driver's words (hosts, ports) go to the log only."""
+        reason = detail = None
         if self.lifecycle.draining:
-            reason = "draining: shutting down"
+            reason = detail = "draining: shutting down"
         else:
             try:
                 await asyncio.wait_for(self.writer.check_writable(), timeout=self.timeout)
@@ -49,9 +50,10 @@ class HealthAPI:
                 reason = f"the database did not answer a write check within {self.timeout:g} s"
             except Exception as exc:
                 reason = f"the database cannot take writes: {exc}"
+            detail = reason and "the database cannot take writes right now"
         self._record(reason)
-        if reason:
-            return problem(503, reason, {"Retry-After": "1"})
+        if detail:
+            return problem(503, detail, {"Retry-After": "1"})
         return Response(b'{"status":"ready"}', media_type="application/json")
 
     def _record(self, reason: str | None) -> None:

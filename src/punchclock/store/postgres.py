@@ -46,10 +46,25 @@ RETURNING id, key, recorded_at, true AS created
 
 _BY_KEYS = "SELECT id, key, recorded_at, false AS created FROM stamps WHERE key = ANY($1::text[])"
 _CONFIRM = "SELECT 1 FROM stamps WHERE key = ANY($1::text[]) FOR UPDATE"
+# The heartbeat waits at most a second for its row: while a commit of it waits for a synchronous standby that
+# is gone, that backend keeps the row locked, and later checks fail fast instead of queueing behind it (each
+# one a backend held until the standby is back). set_config(..., true) lasts for this statement's
+# transaction only and is read when the row lock is requested, after the CTE has run; one statement keeps the
+# write uncancellable (see _write).
 _HEARTBEAT = (
-    "INSERT INTO heartbeat (id, beat_at) VALUES (1, now()::text) "
+    "WITH bounded AS (SELECT set_config('lock_timeout', '1s', true)) "
+    "INSERT INTO heartbeat (id, beat_at) SELECT 1, now()::text FROM bounded "
     "ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at"
 )
+# Session settings of every connection: commits wait for the synchronous standby whatever a role or database
+# default says (``local`` there would void the promise of a 201 silently); no statement is ever cancelled by a
+# timeout (see above); a backend whose client went away notices within seconds while it runs a statement.
+SESSION_SETTINGS = {
+    "application_name": "punchclock",
+    "synchronous_commit": "on",
+    "statement_timeout": "0",
+    "client_connection_check_interval": "2s",
+}
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -110,7 +125,7 @@ class PostgresStore:
                 timeout=self._connect_timeout,
                 max_inactive_connection_lifetime=60,
                 reset=_keep_session,
-                server_settings={"application_name": "punchclock", "statement_timeout": "0"},
+                server_settings=SESSION_SETTINGS,
             )
 
     async def close(self) -> None:

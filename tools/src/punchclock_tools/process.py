@@ -23,6 +23,11 @@ def env_for(**values: str) -> dict[str, str]:
     return env
 
 
+def migrate(env: dict[str, str]) -> None:
+    """``punchclock migrate`` with ``env``, as the deployment's migration step runs it."""
+    subprocess.run([*PUNCHCLOCK, "migrate"], env=env, capture_output=True, timeout=60, check=True)
+
+
 @contextmanager
 def serving_process(
     env: dict[str, str], log: Path, command: list[str] | None = None

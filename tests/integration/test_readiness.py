@@ -1,0 +1,83 @@
+"""What /readyz costs the database: one shared write check per instance, whatever the probe rate or a stall."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from punchclock_tools import postgres
+from punchclock_tools.http import wait_until_ready
+from punchclock_tools.ports import free_port
+from punchclock_tools.process import env_for, migrate, serving_process
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+PROBERS = 20  # concurrent /readyz callers, far more than any platform's probes
+STALL_SECONDS = 15  # the old behaviour exhausted max_connections within about two seconds of such a stall
+
+
+async def probe(url: str, seconds: float) -> list[httpx.Response]:
+    """``PROBERS`` clients calling /readyz back to back for ``seconds``."""
+    deadline = time.monotonic() + seconds
+
+    async def one(client: httpx.AsyncClient) -> list[httpx.Response]:
+        answers = []
+        while time.monotonic() < deadline:
+            answers.append(await client.get(f"{url}/readyz"))
+        return answers
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        batches = await asyncio.gather(*(one(client) for _ in range(PROBERS)))
+    return [answer for batch in batches for answer in batch]
+
+
+def heartbeats(pg: postgres.Server) -> int:
+    return int(pg.psql("SELECT n_tup_ins + n_tup_upd FROM pg_stat_user_tables WHERE relname = 'heartbeat'"))
+
+
+async def test_a_stalled_standby_holds_one_session_however_often_readiness_is_probed(tmp_path: Path) -> None:
+    """Given a primary whose synchronous standby is gone, when /readyz is probed by many clients for a while, then
+    each answer is a 503 with a generic reason, and punchclock holds no more sessions than its pool: the server
+    keeps room for everyone else."""
+    with postgres.throwaway(settings={"max_connections": "20"}) as pg:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port), PUNCHCLOCK_POOL_SIZE="4")
+        migrate(env)
+        pg.psql("ALTER SYSTEM SET synchronous_standby_names = 'absent_standby'", database="postgres")
+        pg.psql("SELECT pg_reload_conf()", database="postgres")
+        with serving_process(env, tmp_path / "serve.log") as process:
+            await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
+            answers = await probe(url, STALL_SECONDS)
+            sessions = int(pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'punchclock'"))
+            others = pg.psql("SELECT 'still room'", database="postgres")
+
+    assert sessions <= 4
+    assert others == "still room"
+    assert {answer.status_code for answer in answers} == {503}
+    assert {answer.json()["detail"] for answer in answers} == {"the database cannot take writes right now"}
+
+
+async def test_readiness_probes_commit_about_one_heartbeat_a_second(tmp_path: Path) -> None:
+    """Given a healthy database, when many clients probe /readyz for a few seconds, then every answer is 200 and
+    the heartbeat row is written about once a second, not once per probe."""
+    with postgres.throwaway() as pg:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port))
+        migrate(env)
+        with serving_process(env, tmp_path / "serve.log") as process:
+            await asyncio.to_thread(wait_until_ready, url, process)
+            await asyncio.sleep(1.5)  # statistics reach pg_stat_user_tables at most once a second
+            before = heartbeats(pg)
+            answers = await probe(url, 4)
+            await asyncio.sleep(1.5)
+            written = heartbeats(pg) - before
+
+    assert {answer.status_code for answer in answers} == {200}
+    assert len(answers) > 100
+    assert written <= 4 + 2  # one per second of probing, and one at either edge
