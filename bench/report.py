@@ -1,4 +1,4 @@
-"""The results: headline keys and targets for ``latest.json``, and the table printed at the end of a run."""
+"""The results: headline keys and targets for ``bench.json``, and the table printed at the end of a run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 from bench.model import Measurement
 
-# The keys every latest.json carries (docs/performance.md and the issue tracker quote them).
+# The keys every bench.json carries (docs/performance.md and the issue tracker quote them).
 HEADLINE_KEYS = (
     "post_app_rps",
     "post_app_p99_ms",
@@ -23,7 +23,7 @@ HEADLINE_KEYS = (
     "machine",
 )
 
-# (key in latest.json, comparison, bound, what it means)
+# (key in bench.json, comparison, bound, what it means)
 TARGETS: list[tuple[str, str, float, str]] = [
     ("ratio_vs_pgbench", ">=", 1.0, "more durable stamps/s than PostgreSQL commits one-row transactions"),
     ("ratio_vs_healthz", ">=", 0.5, "a durable stamp costs less than the HTTP handling itself"),
@@ -51,7 +51,7 @@ def build(
     machine: dict[str, Any],
     settings: dict[str, Any],
 ) -> dict[str, Any]:
-    """The JSON document written to ``latest.json``."""
+    """The JSON document written to ``bench.json``."""
     post = _find(runs, f"post_app_group_c{connections}")
     pgbench = _find(runs, "pgbench_commit")
     healthz = _find(runs, "healthz")
@@ -219,11 +219,11 @@ def _verdicts(results: dict[str, Any]) -> list[str]:
 
 
 def main() -> int:
-    """``python -m bench.report [--markdown] [latest.json]``: print a saved result again."""
+    """``python -m bench.report [--markdown] [bench.json]``: print a saved result again."""
     import sys
 
     args = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
-    path = Path(args[0]) if args else Path(__file__).resolve().parent / "results" / "latest.json"
+    path = Path(args[0]) if args else Path(__file__).resolve().parents[1] / "results" / "bench.json"
     results = json.loads(path.read_text())
     print(markdown_table(results) if "--markdown" in sys.argv else text_table(results))
     return 0

@@ -151,8 +151,8 @@ def main() -> int:
         "elapsed_s": round(time.monotonic() - t0, 1),
     }
     results = report.build(runs, settings.connections, scan, described, knobs)
-    report.write_json(results, settings.results_dir / "latest.json")
-    plot.plot(results, settings.results_dir / "concurrency.png")
+    report.write_json(results, settings.results_dir / "bench.json")
+    plot.plot(results, settings.results_dir / "bench-concurrency.png")
     print(report.text_table(results))
-    print(f"\nwrote {settings.results_dir / 'latest.json'} and {settings.results_dir / 'concurrency.png'}")
+    print(f"\nwrote {settings.results_dir / 'bench.json'} and {settings.results_dir / 'bench-concurrency.png'}")
     return 0 if results["rows_match"] else 1

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# A run writes here; `make bench` then records it into results/ (the docs' one source) with its provenance.
+RESULTS_DIR = Path(__file__).resolve().parents[1] / ".state" / "bench"
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -30,7 +31,7 @@ class BenchSettings:
     scan_seconds: int = 3  # BENCH_SCAN_SECONDS: duration of each list-latency run (at most BENCH_SECONDS)
     workers: int = 1  # BENCH_WORKERS: PUNCHCLOCK_WORKERS of the measured service
     extra_runs: bool = True  # BENCH_EXTRA_RUNS: also pgbench at 1 client, no access log, 2 workers
-    results_dir: Path = field(default=RESULTS_DIR)  # BENCH_RESULTS_DIR: where latest.json and the plot go
+    results_dir: Path = field(default=RESULTS_DIR)  # BENCH_RESULTS_DIR: where bench.json and the plot go
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> BenchSettings:

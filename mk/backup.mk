@@ -32,6 +32,7 @@ restore-release: dev ## strip a restored copy's isolation settings and stop it s
 restore-drill: dev ## backup, write, restore to a point in time, verify row-exact, report RPO/RTO (DRILL=standalone: private server)
 	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
 	$(PCBACKUP) drill $(if $(filter standalone,$(DRILL)),--standalone) --report .state/restore-drill.json
+	$(if $(filter cluster,$(DRILL)),$(BIN)/python -m punchclock_tools.docs.provenance restore-drill .state/restore-drill.json --command "make restore-drill")
 
 test-backup-cluster: dev ## the backup scenarios on a real cluster: drill via the API, after a failover, the lost-cluster runbook
 	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))

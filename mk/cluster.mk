@@ -16,6 +16,9 @@ cluster-status: dev ## print the leader, replication state, instance health and 
 cluster-down: dev ## stop every process of the local cluster (data stays in .state/cluster)
 	$(CLUSTER) down
 
-test-ha: dev ## run all seven failure scenarios against a real cluster (~5 min; logs kept in .state/ha-logs)
+test-ha: dev ## run all seven failure scenarios against a real cluster (several minutes; logs and a PNG per scenario in .state/ha-logs)
 	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))
-	PUNCHCLOCK_HA_FULL=1 PUNCHCLOCK_HA_KEEP_LOGS=$(CURDIR)/.state/ha-logs $(BIN)/pytest tests/ha -m ha $(PYTEST_ARGS)
+	mkdir -p .state && rm -f .state/ha-report.jsonl
+	PUNCHCLOCK_HA_FULL=1 PUNCHCLOCK_HA_REPORT=$(CURDIR)/.state/ha-report.jsonl \
+	  PUNCHCLOCK_HA_KEEP_LOGS=$(CURDIR)/.state/ha-logs $(BIN)/pytest tests/ha -m ha $(PYTEST_ARGS)
+	$(if $(PYTEST_ARGS),@echo "PYTEST_ARGS narrowed the run: results/ha.json not updated",$(BIN)/python -m punchclock_tools.docs.provenance ha .state/ha-report.jsonl --command "make test-ha")

@@ -59,7 +59,7 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 def test_headline_keys_ratios_and_targets() -> None:
-    """Given the five headline runs, then latest.json carries the required keys, ratios and verdicts."""
+    """Given the five headline runs, then bench.json carries the required keys, ratios and verdicts."""
     runs = [
         Measurement("pgbench_commit", "pgbench", 64, load(20000), rows_new=200000, rows_match=True),
         Measurement("healthz", "healthz", 64, load(40000), rss_mb=50.0),

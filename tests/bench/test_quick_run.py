@@ -78,7 +78,7 @@ def processes_with(marker: str) -> list[int]:
 def test_quick_run_records_every_stamp_and_writes_results(tmp_path: Path, bench_tmp: Path) -> None:
     """Given the quick knobs, when the benchmark runs, then it exits 0 with rows_match true, writes the
     headline keys and the plot, said "run k of N" as each run started (with the time left) and ended (with its
-    figures), k counting to N, every run in latest.json plus one per scan size, and leaves nothing behind."""
+    figures), k counting to N, every run in bench.json plus one per scan size, and leaves nothing behind."""
     marker = uuid.uuid4().hex
     run = subprocess.run(
         [sys.executable, "-m", "bench"],
@@ -90,9 +90,9 @@ def test_quick_run_records_every_stamp_and_writes_results(tmp_path: Path, bench_
         check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    results = json.loads((tmp_path / "results" / "latest.json").read_text())
+    results = json.loads((tmp_path / "results" / "bench.json").read_text())
     assert (set(HEADLINE_KEYS) - results.keys(), results["rows_match"]) == (set(), True)
-    assert (tmp_path / "results" / "concurrency.png").stat().st_size > 0
+    assert (tmp_path / "results" / "bench-concurrency.png").stat().st_size > 0
     total = len(results["runs"]) + len({point["rows"] for point in results["scan"]})
     expected = [(str(k), str(total)) for k in range(1, total + 1)]
     starts = re.findall(r"^bench: run (\d+) of (\d+): .* left\)$", run.stderr, re.MULTILINE)
