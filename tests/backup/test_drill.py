@@ -32,3 +32,11 @@ def test_quick_drill_restores_exactly_the_stamps_before_the_target(scratch: Path
     assert steps == ["backup", "writes", "target", "writes", "archive", "restore", "compare"], result.stderr
     assert re.search(r"^drill: compare: 10 rows, 0 missing, 0 extra ", result.stderr, re.MULTILINE), result.stderr
     assert result.stderr.splitlines()[-1].startswith("restore drill PASS: "), result.stderr
+
+
+def test_drill_without_a_cluster_says_how_to_get_one(tmp_path: Path) -> None:
+    """Given no local cluster and no --config, then the drill stops at once saying which command provides one."""
+    result = pcbackup("--state", str(tmp_path / "cluster"), "drill")
+    assert result.returncode == 2
+    assert "make cluster-up" in result.stderr
+    assert "DRILL=standalone" in result.stderr

@@ -68,7 +68,7 @@ def repository(args: argparse.Namespace) -> PgBackRest:
         return PgBackRest(args.config)
     if (args.state / "cluster.json").exists():
         return load_cluster(args.state).br
-    return PgBackRest(args.state / "pgbackrest" / "pgbackrest.conf")
+    return load_config(args.state / "pgbackrest" / "pgbackrest.conf").br
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
