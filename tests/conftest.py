@@ -16,10 +16,11 @@ _databases = itertools.count()
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[postgres.Server]:
-    """One real PostgreSQL 15 for the whole session (make test installs it when missing)."""
+    """One real PostgreSQL 15 for the whole session (make test installs it when missing), reached over TLS
+    verified against its own CA, as production requires."""
     if not (postgres.PG_BIN / "postgres").exists() or not shutil.which("setpriv"):
         pytest.fail(f"PostgreSQL 15 is not installed in {postgres.PG_BIN}; run `make test`, which installs it")
-    with postgres.throwaway() as server:
+    with postgres.throwaway(tls=True) as server:
         yield server
 
 

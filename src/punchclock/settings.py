@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_DATABASE_URL = "sqlite:///punchclock.db"
 # Passwords that ship in examples and images; production refuses them.
 WELL_KNOWN_PASSWORDS = frozenset({"postgres", "password", "changeme", "punchclock", "secret", "admin"})
+# Query parameters of a PostgreSQL URL that carry a secret; redaction hides their values.
+SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+# The only sslmode that protects against a man in the middle: the server's certificate is checked against
+# sslrootcert and its name against the host. libpq's and asyncpg's default, prefer, checks neither.
+VERIFIED_SSLMODE = "verify-full"
 
 
 class CommitMode(StrEnum):
@@ -52,6 +57,9 @@ class Settings(BaseSettings):
     db_name: str = Field(default="punchclock", validation_alias="DB_NAME")
     database_url_file: Path | None = Field(default=None, validation_alias="DATABASE_URL_FILE")
     db_password_file: Path | None = Field(default=None, validation_alias="DB_PASSWORD_FILE")
+    # TLS to PostgreSQL, added to the URL unless it names them itself (CloudNativePG's secret has neither).
+    db_sslmode: str | None = Field(default=None, validation_alias="DB_SSLMODE")
+    db_sslrootcert: Path | None = Field(default=None, validation_alias="DB_SSLROOTCERT")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535, validation_alias="PORT")
@@ -104,22 +112,36 @@ class Settings(BaseSettings):
                     "run one worker, or use PostgreSQL"
                 )
             if _password(self.dsn) in WELL_KNOWN_PASSWORDS:
-                source = "DATABASE_URL" if self.dsn == self.database_url.get_secret_value() else "DB_PASSWORD"
+                source = (
+                    "DATABASE_URL" if "database_url" in self.model_fields_set or not self.db_host else "DB_PASSWORD"
+                )
                 raise ValueError(
                     f"{source}: the database password is a well-known default, refused with "
                     "PUNCHCLOCK_ENV=production; set a real secret"
                 )
+            if not self.is_sqlite and not _over_unix_socket(self.dsn):
+                sslmode = _parameters(self.dsn).get("sslmode")
+                if sslmode != VERIFIED_SSLMODE:
+                    raise ValueError(
+                        f"sslmode={sslmode or 'unset (prefer)'} with PUNCHCLOCK_ENV=production: a man in the middle "
+                        f"could read and change every stamp; set DB_SSLMODE={VERIFIED_SSLMODE} and DB_SSLROOTCERT "
+                        "(or put them in DATABASE_URL), or connect over a Unix socket"
+                    )
         return self
 
     @property
     def dsn(self) -> str:
-        """The database URL: DATABASE_URL, or one built from the brief's DB_* variables when DB_HOST is set."""
+        """The database URL: DATABASE_URL, or one built from the brief's DB_* variables when DB_HOST is set,
+        with DB_SSLMODE and DB_SSLROOTCERT added where the URL does not say them itself."""
         url = self.database_url.get_secret_value()
         if self.db_host and "database_url" not in self.model_fields_set:
             password = self.db_password.get_secret_value() if self.db_password else ""
             auth = quote(self.db_username, safe="") + (":" + quote(password, safe="") if password else "")
-            return f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
-        return url
+            url = f"postgresql://{auth}@{self.db_host}:{self.db_port}/{quote(self.db_name, safe='')}"
+        if url.startswith("sqlite:"):
+            return url
+        tls = {"sslmode": self.db_sslmode, "sslrootcert": str(self.db_sslrootcert) if self.db_sslrootcert else None}
+        return _with_parameters(url, {key: value for key, value in tls.items() if value})
 
     @property
     def is_sqlite(self) -> bool:
@@ -197,16 +219,55 @@ def _reason(kind: str, message: str, ctx: dict[str, Any]) -> str:
     return message.replace("Input should be", "must be", 1)
 
 
+def _split(dsn: str) -> tuple[str, str, str, str]:
+    """``scheme://userinfo@hosts/path?query`` in four parts (userinfo and query may be empty). A PostgreSQL URL
+    may list several ``host:port`` pairs, which ``urllib.parse.urlsplit`` cannot take apart, hence by hand."""
+    scheme, sep, rest = dsn.partition("://")
+    if not sep:
+        return "", "", dsn, ""
+    rest, _, query = rest.partition("?")
+    location, _, path = rest.partition("/")
+    userinfo, at, hosts = location.rpartition("@")
+    return scheme, userinfo if at else "", hosts + ("/" + path if path or rest.endswith("/") else ""), query
+
+
+def _parameters(dsn: str) -> dict[str, str]:
+    return dict(parse_qsl(_split(dsn)[3], keep_blank_values=True))
+
+
+def _with_parameters(dsn: str, extra: dict[str, str]) -> str:
+    """``dsn`` with the ``extra`` query parameters it does not set itself."""
+    missing = {key: value for key, value in extra.items() if key not in _parameters(dsn)}
+    if not missing:
+        return dsn
+    return dsn + ("&" if "?" in dsn else "?") + urlencode(missing)
+
+
 def _password(dsn: str) -> str | None:
-    auth = dsn.partition("://")[2].rpartition("@")[0]
-    return unquote(auth.partition(":")[2]) if ":" in auth else None
+    """The password in the URL's userinfo or its ``password`` query parameter."""
+    userinfo = _split(dsn)[1]
+    if ":" in userinfo:
+        return unquote(userinfo.partition(":")[2])
+    return _parameters(dsn).get("password")
+
+
+def _over_unix_socket(dsn: str) -> bool:
+    """The URL reaches the server through a socket directory (``host=/run/postgresql`` or ``%2Frun...``)."""
+    host = _parameters(dsn).get("host") or unquote(_split(dsn)[2].partition("/")[0])
+    return host.startswith("/")
 
 
 def redact(dsn: str) -> str:
-    """The DSN with any password replaced, safe for logs and error messages."""
-    scheme, sep, rest = dsn.partition("://")
-    if not sep or "@" not in rest:
+    """The URL with its password hidden, in the userinfo and in ``password``/``sslpassword`` query parameters,
+    safe for logs and error messages."""
+    scheme, userinfo, location, query = _split(dsn)
+    if not scheme:
         return dsn
-    auth, _, hosts = rest.rpartition("@")
-    user = auth.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{hosts}" if ":" in auth else dsn
+    if ":" in userinfo:
+        userinfo = userinfo.partition(":")[0] + ":***"
+    pairs = [
+        (key, "***" if key in SECRET_PARAMETERS else value) for key, value in parse_qsl(query, keep_blank_values=True)
+    ]
+    return f"{scheme}://{userinfo + '@' if userinfo else ''}{location}" + (
+        f"?{urlencode(pairs, safe='*/')}" if pairs else ""
+    )

@@ -29,7 +29,8 @@ def test_every_config_key_is_a_punchclock_setting(rendered: dict[str, list[Manif
 def test_settings_load_from_the_config_and_the_operator_secret(
     rendered: dict[str, list[Manifest]], overlay: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Given the ConfigMap and the Secret's `uri` file, punchclock uses that URI and leaves migrations to the Job."""
+    """Given the ConfigMap and the Secret's `uri` file, punchclock uses that URI, verified against the mounted
+    CloudNativePG CA, and leaves migrations to the Job."""
     config = dict(one(rendered[overlay], "ConfigMap")["data"])
     secret = tmp_path / "uri"
     secret.write_text(OPERATOR_URI + "\n")
@@ -39,7 +40,8 @@ def test_settings_load_from_the_config_and_the_operator_secret(
     for name, value in config.items():
         monkeypatch.setenv(name, value)
     settings = load_settings()
-    assert settings.dsn == OPERATOR_URI
+    ca = "%2Fvar%2Frun%2Fsecrets%2Fpunchclock%2Fdb-ca%2Fca.crt"
+    assert settings.dsn == f"{OPERATOR_URI}?sslmode=verify-full&sslrootcert={ca}"
     assert settings.host == "0.0.0.0"  # noqa: S104 - the pod's own network namespace
     assert settings.port == 8000
     assert settings.should_migrate_on_start is False

@@ -3,8 +3,9 @@ schema from the credentials file the operator's Secret would provide, then the D
 lands in PostgreSQL.
 
 What differs from a cluster, and only that: the pods use the host's network (the throwaway server listens on
-loopback only) on a free port, and the Secret volume is a host directory holding the same `uri` file (podman
-4.3 writes kube Secret values still base64-encoded)."""
+loopback only) on a free port, the Secret volume is a host directory holding the same `uri` file (podman
+4.3 writes kube Secret values still base64-encoded), and the server's CA is mounted at its host path. The
+service runs as in production: TLS verified against that CA (verify-full), a real password."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -27,16 +29,19 @@ from punchclock_tools.ports import free_port
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
-def on_host(pod: Manifest, image: str, port: int, credentials: Path) -> Manifest:
-    """A pod spec changed to run under podman on the host network with a file in place of the Secret."""
+def on_host(pod: Manifest, image: str, port: int, credentials: Path, ca_dir: Path) -> Manifest:
+    """A pod spec changed to run under podman on the host network with a file in place of the Secret, and the
+    database's CA directory mounted where the URL's sslrootcert names it."""
     pod = copy.deepcopy(pod)
     pod["hostNetwork"] = True
+    pod["volumes"].append({"name": "test-db-ca", "hostPath": {"path": str(ca_dir), "type": "Directory"}})
     for volume in pod["volumes"]:
         if "secret" in volume:
             del volume["secret"]
             volume["hostPath"] = {"path": str(credentials), "type": "Directory"}
     for container in pod["containers"]:
         container.update(image=image, imagePullPolicy="Never")
+        container.setdefault("volumeMounts", []).append({"name": "test-db-ca", "mountPath": str(ca_dir), "readOnly": True})
         container.pop("ports", None)  # host networking publishes nothing
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             if probe in container:
@@ -70,18 +75,20 @@ def test_migration_job_then_deployment_record_a_stamp_in_postgres(
     (credentials / "uri").write_text(postgres_url + "\n")
     (credentials / "uri").chmod(0o644)
     config = copy.deepcopy(one(dev, "ConfigMap"))
-    config["data"].update(PORT=str(port), PUNCHCLOCK_HOST="127.0.0.1")
+    config["data"].update(PORT=str(port), PUNCHCLOCK_HOST="127.0.0.1", PUNCHCLOCK_ENV="production")
+    assert postgres_server.tls is not None
+    ca_dir = postgres_server.tls.ca_cert.parent
     job = one(dev, "Job")["spec"]["template"]
     migrate: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": f"punchclock-test-migrate-{suffix}", "labels": job["metadata"]["labels"]},
-        "spec": on_host(job["spec"], app_image, port, credentials),
+        "spec": on_host(job["spec"], app_image, port, credentials, ca_dir),
     }
     deployment = copy.deepcopy(one(dev, "Deployment", "punchclock"))
     deployment["metadata"]["name"] = f"punchclock-test-{suffix}"
     template = deployment["spec"]["template"]
-    template["spec"] = on_host(template["spec"], app_image, port, credentials)
+    template["spec"] = on_host(template["spec"], app_image, port, credentials, ca_dir)
 
     with played(podman, [config, migrate], tmp_path / "migrate.yaml"):
         (container,) = job["spec"]["containers"]
@@ -92,6 +99,6 @@ def test_migration_job_then_deployment_record_a_stamp_in_postgres(
         wait_until_ready(url)
         receipt, stamp = stamp_round_trip(url)
         assert stamp == receipt
-    database = postgres_url.rsplit("/", 1)[1]
+    database = urlsplit(postgres_url).path.lstrip("/")
     count = postgres_server.psql(f"SELECT count(*) FROM stamps WHERE id = {receipt['id']}", database=database)
     assert count.strip() == "1"

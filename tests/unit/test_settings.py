@@ -122,3 +122,65 @@ def test_a_well_known_db_password_is_named_as_db_password(monkeypatch: pytest.Mo
     with pytest.raises(SettingsError, match=r"^DB_PASSWORD: the database password is a well-known default") as caught:
         load_settings()
     assert "changeme" not in str(caught.value)
+
+
+def test_production_refuses_a_well_known_password_in_the_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A default password given as ``?password=`` is refused like one in the userinfo, and never shown."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app@db:5432/punchclock?password=postgres&sslmode=verify-full")
+    monkeypatch.setenv("PUNCHCLOCK_ENV", "production")
+    with pytest.raises(SettingsError, match=r"^DATABASE_URL: the database password is a well-known default") as caught:
+        load_settings()
+    assert "password=postgres" not in str(caught.value)
+
+
+@pytest.mark.parametrize("sslmode", [None, "disable", "prefer", "require", "verify-ca"])
+def test_production_refuses_tls_weaker_than_verify_full(monkeypatch: pytest.MonkeyPatch, sslmode: str | None) -> None:
+    """Over TCP, production starts only with sslmode=verify-full; development takes the URL as it is."""
+    url = "postgresql://app:s3cr3t-enough@db:5432/punchclock" + (f"?sslmode={sslmode}" if sslmode else "")
+    monkeypatch.setenv("DATABASE_URL", url)
+    assert load_settings().dsn == url
+    monkeypatch.setenv("PUNCHCLOCK_ENV", "production")
+    with pytest.raises(SettingsError, match=f"^sslmode={sslmode or 'unset'}.* set DB_SSLMODE=verify-full"):
+        load_settings()
+
+
+def test_db_sslmode_and_sslrootcert_complete_a_url_that_lacks_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DB_SSLMODE and DB_SSLROOTCERT are added to DATABASE_URL (CloudNativePG's has neither), never over it."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:s3cr3t-enough@db-rw:5432/punchclock")
+    monkeypatch.setenv("DB_SSLMODE", "verify-full")
+    monkeypatch.setenv("DB_SSLROOTCERT", "/etc/punchclock/db-ca/ca.crt")
+    monkeypatch.setenv("PUNCHCLOCK_ENV", "production")
+    assert load_settings().dsn == (
+        "postgresql://app:s3cr3t-enough@db-rw:5432/punchclock?sslmode=verify-full"
+        "&sslrootcert=%2Fetc%2Fpunchclock%2Fdb-ca%2Fca.crt"
+    )
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:s3cr3t-enough@db-rw/punchclock?sslmode=verify-full&x=1")
+    assert load_settings().dsn.endswith("?sslmode=verify-full&x=1&sslrootcert=%2Fetc%2Fpunchclock%2Fdb-ca%2Fca.crt")
+
+
+def test_production_accepts_a_unix_socket_without_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A socket directory is not a network path: production needs no TLS there."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:s3cr3t-enough@/punchclock?host=/run/postgresql")
+    monkeypatch.setenv("PUNCHCLOCK_ENV", "production")
+    assert load_settings().dsn.endswith("?host=/run/postgresql")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://app:p%40ss@h1:5432,h2:5433/db", "postgresql://app:***@h1:5432,h2:5433/db"),
+        (
+            "postgresql://app@db/db?password=hunter2&sslmode=verify-full",
+            "postgresql://app@db/db?password=***&sslmode=verify-full",
+        ),
+        (
+            "postgresql://db/db?sslpassword=k3y&sslrootcert=/ca.crt",
+            "postgresql://db/db?sslpassword=***&sslrootcert=/ca.crt",
+        ),
+        ("postgresql://app@db/db", "postgresql://app@db/db"),
+        ("sqlite:///punchclock.db", "sqlite:///punchclock.db"),
+    ],
+)
+def test_redaction_hides_every_password_a_url_can_carry(url: str, shown: str) -> None:
+    """redact() hides the userinfo password and the password and sslpassword query parameters."""
+    assert redact(url) == shown

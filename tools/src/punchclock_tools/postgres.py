@@ -100,14 +100,14 @@ class Database:
 
 @dataclass(frozen=True)
 class Tls:
-    """A private CA and a server certificate for 127.0.0.1 and localhost, made with openssl."""
+    """A private CA and a server certificate for ``names`` (by default 127.0.0.1 and localhost), made with openssl."""
 
     ca_cert: Path
     server_cert: Path
     server_key: Path
 
     @classmethod
-    def make(cls, directory: Path) -> Tls:
+    def make(cls, directory: Path, names: Sequence[str] = ("localhost", "127.0.0.1")) -> Tls:
         directory.mkdir(parents=True, exist_ok=True)
         tls = cls(directory / "ca.crt", directory / "server.crt", directory / "server.key")
         ca_key = directory / "ca.key"
@@ -123,7 +123,8 @@ class Tls:
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
         extensions = directory / "server.ext"
-        extensions.write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+        alternatives = ",".join(f"IP:{name}" if name[0].isdigit() else f"DNS:{name}" for name in names)
+        extensions.write_text(f"subjectAltName={alternatives}\n")
         subprocess.run(
             ["openssl", "x509", "-req", "-in", request, "-CA", tls.ca_cert, "-CAkey", ca_key,
              "-CAcreateserial", "-days", "2", "-extfile", extensions, "-out", tls.server_cert],
@@ -216,15 +217,19 @@ class Server:
 
 @contextlib.contextmanager
 def throwaway(
-    settings: Mapping[str, str] | None = None, parent: Path | None = None, tls: bool = False
+    settings: Mapping[str, str] | None = None,
+    parent: Path | None = None,
+    tls: bool = False,
+    tls_names: Sequence[str] = ("localhost", "127.0.0.1"),
 ) -> Iterator[Server]:
-    """Start a fresh server with a ``punchclock`` role and database; stop it and delete its files after."""
+    """Start a fresh server with a ``punchclock`` role and database; stop it and delete its files after. With
+    ``tls``, TCP connections must use TLS, with a certificate for ``tls_names`` from the server's own CA."""
     base = Path(tempfile.mkdtemp(prefix="punchclock-pg-", dir=parent))
     server = Server(base_dir=base, port=free_port(), settings=dict(settings or {}))
     try:
         if tls:
             make_postgres_dir(base, 0o755)
-            server.tls = Tls.make(base / "tls")
+            server.tls = Tls.make(base / "tls", tls_names)
         server.init()
         server.start()
         server.create_database()
