@@ -41,7 +41,8 @@ def on_host(pod: Manifest, image: str, port: int, credentials: Path, ca_dir: Pat
             volume["hostPath"] = {"path": str(credentials), "type": "Directory"}
     for container in pod["containers"]:
         container.update(image=image, imagePullPolicy="Never")
-        container.setdefault("volumeMounts", []).append({"name": "test-db-ca", "mountPath": str(ca_dir), "readOnly": True})
+        mount = {"name": "test-db-ca", "mountPath": str(ca_dir), "readOnly": True}
+        container.setdefault("volumeMounts", []).append(mount)
         container.pop("ports", None)  # host networking publishes nothing
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             if probe in container:
