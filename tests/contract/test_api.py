@@ -141,6 +141,12 @@ async def test_display_is_the_first_page(client: httpx.AsyncClient) -> None:
         ({"method": "DELETE", "url": "/app"}, 405, None),
         ({"method": "PUT", "url": "/app/1"}, 405, None),
         ({"method": "GET", "url": "/nowhere"}, 404, None),
+        # Digit strings past what any id or limit can be, long enough that int() itself would refuse them.
+        ({"method": "GET", "url": "/app/" + "9" * 5000}, 404, None),
+        ({"method": "GET", "url": "/app/99999999999999999999"}, 404, None),
+        ({"method": "GET", "url": "/app/-1"}, 404, None),
+        ({"method": "GET", "url": "/app?limit=" + "9" * 5000}, 400, "limit"),
+        ({"method": "GET", "url": "/app?limit=" + "0" * 5000 + "5"}, 400, "limit"),
     ],
 )
 async def test_bad_requests_get_a_problem_and_record_nothing(

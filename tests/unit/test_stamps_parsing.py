@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from datetime import UTC, datetime
 
@@ -71,3 +72,24 @@ def test_receipts_render_every_moment_with_six_fraction_digits(moment: datetime)
     """Whatever the microseconds, a receipt's recorded_at is Z-suffixed UTC with exactly six digits."""
     rendered = json.loads(dumps(to_json(Stamp(1, moment))))["recorded_at"]
     assert rendered == rfc3339(moment)
+
+
+@given(st.text(max_size=6000) | st.text("0123456789", min_size=4000, max_size=6000))
+def test_limit_parsing_answers_any_text_with_a_limit_or_a_400(raw: str) -> None:
+    """Whatever text arrives as limit, even thousands of digits, the result is a limit or InvalidRequest."""
+    try:
+        assert 1 <= parse_limit(raw) <= 1000
+    except InvalidRequest as error:
+        assert error.parameter == "limit"
+
+
+huge_ids = st.text("0123456789", min_size=20, max_size=6000)
+
+
+@given(st.text(max_size=6000) | huge_ids.map(lambda digits: base64.urlsafe_b64encode(f"v1:{digits}".encode()).decode()))
+def test_cursor_parsing_answers_any_text_with_an_id_or_a_400(raw: str) -> None:
+    """Whatever text arrives as before, the result is an id or InvalidRequest, never another error."""
+    try:
+        assert decode_cursor(raw) >= 0
+    except InvalidRequest as error:
+        assert error.parameter == "before"
