@@ -55,7 +55,17 @@ class Metrics:
             "punchclock_write_retries", "Batches retried after an unknown commit outcome", registry=registry
         )
         self.queue_depth = Gauge("punchclock_queue_depth", "Stamps waiting for a commit", registry=registry)
-        self.ready = Gauge("punchclock_ready", "1 when the last readiness check passed", registry=registry)
+        self.ready = Gauge(
+            "punchclock_ready",
+            "1 when the last readiness check passed: not draining, and the database took a write within the "
+            "failover budget",
+            registry=registry,
+        )
+        self.database_writable = Gauge(
+            "punchclock_database_writable",
+            "1 when the last write check passed (a replicated commit)",
+            registry=registry,
+        )
         Info("punchclock_build", "punchclock version", registry=registry).info({"version": __version__})
 
     def observe_commit(self, batch: int, seconds: float, created: int) -> None:

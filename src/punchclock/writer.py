@@ -61,6 +61,7 @@ class Writer:
         self._probe: asyncio.Task[None] | None = None
         self._check: asyncio.Task[None] | None = None
         self._checked_at = 0.0
+        self._wrote_at: float | None = None  # the last commit or write check that succeeded
         self._cutoff: asyncio.Future[None] | None = None  # resolved when waiters must be answered now
         self._retry_after = max(1, round(self._budget / 2))
         metrics.queue_depth.set_function(self._queue.qsize)
@@ -140,9 +141,19 @@ class Writer:
             await self._store.check_writable()
         finally:
             self._checked_at = time.monotonic()
+        self._wrote_at = self._checked_at
         if self._failing_since is not None:
             self._failing_since = None
             log.info("database takes writes again; accepting stamps")
+
+    def wrote_within_budget(self) -> bool:
+        """The database took a write less than a failover budget ago: an outage this short may be a failover,
+        and a stamp sent now is held until it ends (or answered 503 when the budget runs out)."""
+        return self._wrote_at is not None and time.monotonic() - self._wrote_at <= self._budget
+
+    @property
+    def budget(self) -> float:
+        return self._budget
 
     def _shutting_down(self) -> Unavailable:
         return Unavailable(
@@ -217,6 +228,7 @@ class Writer:
                 await asyncio.sleep(delay)
                 continue
             self._failing_since = None
+            self._wrote_at = time.monotonic()
             self._metrics.observe_commit(
                 len(batch), time.perf_counter() - started, sum(1 for s in stored.values() if s.created)
             )

@@ -81,3 +81,33 @@ async def test_readiness_probes_commit_about_one_heartbeat_a_second(tmp_path: Pa
     assert {answer.status_code for answer in answers} == {200}
     assert len(answers) > 100
     assert written <= 4 + 2  # one per second of probing, and one at either edge
+
+
+async def test_readiness_holds_through_an_outage_shorter_than_the_budget(tmp_path: Path) -> None:
+    """Given a ready instance, when its database stops, then /readyz/database fails at once while /readyz stays
+    ready (a failover would not empty the balancer or the Service) until the failover budget is spent; when the
+    database is back, both pass again."""
+    with postgres.throwaway() as pg:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port), PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="4")
+        migrate(env)
+        with serving_process(env, tmp_path / "serve.log") as process:
+            await asyncio.to_thread(wait_until_ready, url, process)
+            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+                pg.stop("immediate")
+                stopped = time.monotonic()
+                await asyncio.sleep(1.2)  # past the reuse of the last passing write check
+                during = [(await client.get("/readyz")).status_code, (await client.get("/readyz/database")).status_code]
+                while time.monotonic() - stopped < 6:
+                    await asyncio.sleep(0.5)
+                after_budget = (await client.get("/readyz")).status_code
+                metrics = (await client.get("/metrics")).text
+                pg.start()
+                await asyncio.to_thread(wait_until_ready, url, process, 30)
+                back = (await client.get("/readyz/database")).status_code
+
+    assert during == [200, 503]
+    assert after_budget == 503
+    assert "punchclock_database_writable 0.0" in metrics
+    assert back == 200

@@ -25,11 +25,13 @@ class HealthAPI:
         self.lifecycle = lifecycle
         self.timeout = timeout
         self._last_ready: bool | None = None
+        self._last_writable: bool | None = None
 
     def routes(self) -> list[Route]:
         return [
             Route("/healthz", self.healthz, methods=["GET"]),
             Route("/readyz", self.readyz, methods=["GET"]),
+            Route("/readyz/database", self.database, methods=["GET"]),
             Route("/metrics", self.metrics_page, methods=["GET"]),
         ]
 
@@ -38,23 +40,45 @@ class HealthAPI:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
     async def readyz(self, request: Request) -> Response:
-        """Ready: not draining, and the database takes writes within the bound. The answer says which of the two
-        failed; the driver's words (hosts, ports) go to the log only."""
-        reason = detail = None
+        """Ready to take stamps: not draining, and the database took a write less than a failover budget ago.
+
+        A database failover therefore does not empty a balancer or a Kubernetes Service: during it every
+        instance stays ready and holds the stamps it receives until a new leader commits them, as the failover
+        budget promises. An instance leaves when it drains, or once the database has been away longer than the
+        budget, when it fails stamps fast anyway. ``/readyz/database`` tells whether the database takes writes
+        right now."""
         if self.lifecycle.draining:
-            reason = detail = "draining: shutting down"
-        else:
-            try:
-                await asyncio.wait_for(self.writer.check_writable(), timeout=self.timeout)
-            except TimeoutError:
-                reason = f"the database did not answer a write check within {self.timeout:g} s"
-            except Exception as exc:
-                reason = f"the database cannot take writes: {exc}"
-            detail = reason and "the database cannot take writes right now"
+            self._record("draining: shutting down")
+            return problem(503, "draining: shutting down", {"Retry-After": "1"})
+        writable = await self._writable()
+        if writable or self.writer.wrote_within_budget():
+            self._record(None)
+            return Response(b'{"status":"ready"}', media_type="application/json")
+        reason = f"the database has taken no write for over {self.writer.budget:g} s (the failover budget)"
         self._record(reason)
-        if detail:
-            return problem(503, detail, {"Retry-After": "1"})
-        return Response(b'{"status":"ready"}', media_type="application/json")
+        return problem(503, "the database cannot take writes right now", {"Retry-After": "1"})
+
+    async def database(self, request: Request) -> Response:
+        """Whether the database takes a write right now (a replicated commit within the bound), for people and
+        for alerts; the driver's words stay in the log."""
+        if await self._writable():
+            return Response(b'{"status":"writable"}', media_type="application/json")
+        return problem(503, "the database cannot take writes right now", {"Retry-After": "1"})
+
+    async def _writable(self) -> bool:
+        """The writer's shared write check, bounded by the readiness timeout; its outcome is a metric."""
+        reason = None
+        try:
+            await asyncio.wait_for(self.writer.check_writable(), timeout=self.timeout)
+        except TimeoutError:
+            reason = f"the database did not answer a write check within {self.timeout:g} s"
+        except Exception as exc:
+            reason = f"the database cannot take writes: {exc}"
+        self.metrics.database_writable.set(int(reason is None))
+        if (reason is None) != self._last_writable:
+            log.info("database takes writes" if reason is None else "database cannot take writes", reason=reason)
+            self._last_writable = reason is None
+        return reason is None
 
     def _record(self, reason: str | None) -> None:
         ready = reason is None

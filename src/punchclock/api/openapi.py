@@ -116,8 +116,14 @@ SPEC: dict[str, Any] = {
         },
         "/readyz": {
             "get": {
-                "summary": "Readiness: the database takes writes and the process is not draining",
+                "summary": "Readiness: not draining, and the database took a write within the failover budget",
                 "responses": {"200": {"description": "Ready"}, "503": _problem("Not ready", True)},
+            }
+        },
+        "/readyz/database": {
+            "get": {
+                "summary": "Whether the database takes a write right now",
+                "responses": {"200": {"description": "Writable"}, "503": _problem("Not writable", True)},
             }
         },
         "/metrics": {
