@@ -21,9 +21,10 @@ PYTEST_ARGS ?=
 help: ## list the commands
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-# python3-venv is not part of a minimal Debian; the venv module is how uv itself gets installed.
+# A minimal Debian has no python3; the venv module is how uv itself gets installed; pip and uv fetch over
+# HTTPS, which needs the CA bundle.
 $(UV):
-	scripts/apt-ensure python3 python3-venv
+	scripts/apt-ensure python3 python3-venv ca-certificates
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 

@@ -92,7 +92,7 @@ def measure_all(
             lambda: http_run(name, label, svc, "POST", "/app", connections, settings, log, rows, db),
         )
 
-    with postgres.throwaway(parent=work) as pg:
+    with postgres.throwaway(parent=work, tls=True) as pg:  # production refuses PostgreSQL without verified TLS
         dsn = pg.dsn()
         migrate(dsn, log)
         rows = postgres_rows(pg)

@@ -1,7 +1,8 @@
 # The container image (Dockerfile, built with podman), the Kubernetes manifests (deploy/kubernetes) and the
 # Prometheus rules (deploy/monitoring); their tests live in tests/deploy.
-# catatonit is only a Recommends of podman, but its pause image (podman kube play) cannot be built without it.
-DEPLOY_APT_PACKAGES := podman catatonit runc debootstrap uidmap netavark aardvark-dns iptables prometheus
+# catatonit is only a Recommends of podman, but its pause image (podman kube play) cannot be built without it;
+# git gives the image its revision label.
+DEPLOY_APT_PACKAGES := podman catatonit git runc debootstrap uidmap netavark aardvark-dns iptables prometheus
 TEST_APT_PACKAGES += $(DEPLOY_APT_PACKAGES)
 CHECKOV_VENV := $(TOOLS)/checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov

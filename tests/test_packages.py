@@ -41,6 +41,7 @@ PROGRAMS = {
     "/usr/lib/podman/aardvark-dns": "aardvark-dns",
     "iptables": "iptables",
     "systemd-analyze": "systemd",  # checks the backup timers' calendar expressions
+    "git": "git",  # the image's revision label
 }
 
 
