@@ -8,11 +8,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from punchclock_tools.manifests import KUBERNETES, OVERLAYS, PROMETHEUS_RULE, Manifest, one, prometheus_rule
+from punchclock_tools.manifests import OVERLAYS, PROMETHEUS_RULE, Manifest, one, prometheus_rule
 from tests.deploy import crds
 
 K8S_VERSION = "1.33.0"  # the oldest Kubernetes these manifests target; every field used exists there
-RECOVERY = sorted((KUBERNETES / "recovery").glob("*.yaml"))
 REQUIRED_LABELS = (
     "app.kubernetes.io/name",
     "app.kubernetes.io/part-of",
@@ -63,13 +62,11 @@ def test_custom_objects_match_their_crd_schemas(
     assert errors == []
 
 
-def test_recovery_manifest_matches_the_cluster_schema(crd_schemas: crds.Schemas) -> None:
-    """The documented point-in-time recovery Cluster is valid and recovers to a target time."""
-    assert RECOVERY, "no recovery manifest"
-    for path in RECOVERY:
-        cluster = yaml.safe_load(path.read_text())
-        assert crds.validation_errors(cluster, crd_schemas) == []
-        assert cluster["spec"]["bootstrap"]["recovery"]["recoveryTarget"]["targetTime"]
+def test_recovery_overlay_recovers_to_a_target_time(rendered: dict[str, list[Manifest]]) -> None:
+    """The point-in-time recovery overlay bootstraps its Cluster from the origin's backups up to a target time."""
+    bootstrap = one(rendered["recovery"], "Cluster")["spec"]["bootstrap"]
+    assert set(bootstrap) == {"recovery"}
+    assert isinstance(bootstrap["recovery"]["recoveryTarget"]["targetTime"], str)
 
 
 def test_crd_validation_rejects_an_unknown_field(prod: list[Manifest], crd_schemas: crds.Schemas) -> None:

