@@ -9,7 +9,7 @@ CHECKOV := $(CHECKOV_VENV)/bin/checkov
 IMAGE ?= localhost/punchclock:dev
 MANIFESTS_OUT ?= .state/k8s
 
-.PHONY: checkov base-image image manifests prometheus-rule lint-deploy test-deploy
+.PHONY: checkov base-image image manifests prometheus-rule lint-deploy test-deploy test-fresh
 
 # make test needs checkov for tests/deploy/test_static_checks.py.
 test: $(CHECKOV)
@@ -33,7 +33,7 @@ image: dev ## build the container image with podman on the local base image (IMA
 
 manifests: dev ## render every Kustomize overlay to .state/k8s/<overlay>.yaml (MANIFESTS_OUT=...)
 	mkdir -p $(MANIFESTS_OUT)
-	for overlay in dev prod; do $(BIN)/kubectl kustomize deploy/kubernetes/overlays/$$overlay > $(MANIFESTS_OUT)/$$overlay.yaml; done
+	for overlay in dev prod recovery; do $(BIN)/kubectl kustomize deploy/kubernetes/overlays/$$overlay > $(MANIFESTS_OUT)/$$overlay.yaml; done
 	@echo "rendered into $(MANIFESTS_OUT)/"
 
 prometheus-rule: dev ## regenerate the PrometheusRule manifest from deploy/monitoring/rules/punchclock.yml
@@ -48,3 +48,8 @@ lint-deploy: dev $(CHECKOV) ## hadolint, promtool and the offline manifest check
 test-deploy: dev $(CHECKOV) ## every deployment test, including the podman image and kube play runs
 	scripts/apt-ensure $(DEPLOY_APT_PACKAGES)
 	$(BIN)/pytest tests/deploy $(PYTEST_ARGS)
+
+# A clone of HEAD, so uncommitted changes are not tested; PYTEST_ARGS narrows the inner make test.
+test-fresh: dev ## make run and make test on a bare Debian 12 root file system in a privileged podman container (~10 min)
+	scripts/apt-ensure $(DEPLOY_APT_PACKAGES)
+	$(BIN)/python -m punchclock_tools.freshmachine --repo . --pytest-args '$(PYTEST_ARGS)'
