@@ -1,5 +1,5 @@
 # The local HA cluster (deploy/cluster) and its failure scenarios (tests/ha).
-CLUSTER_APT_PACKAGES := etcd-server etcd-client haproxy patroni supervisor pgbackrest nftables postgresql-15
+CLUSTER_APT_PACKAGES := etcd-server etcd-client haproxy supervisor pgbackrest nftables postgresql-15 python3-venv
 TEST_APT_PACKAGES += $(CLUSTER_APT_PACKAGES)
 CLUSTER := $(BIN)/python -m deploy.cluster
 

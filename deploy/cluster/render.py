@@ -10,14 +10,19 @@ import shutil
 from pathlib import Path
 from string import Template
 
+import yaml
+
+from deploy.cluster import patroni
 from deploy.cluster.layout import REPO, Layout
 
 TEMPLATES = Path(__file__).with_name("templates")
 PGBACKREST_TEMPLATE = REPO / "deploy" / "backup" / "pgbackrest.conf.tmpl"
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
-# Failover timing (Patroni 3.0.2 accepts ttl 10; see docs/ha.md).
-TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 2, 4
+# Failover timing. Patroni 4.x raises any ttl below 20 to 20 (Config._validate_and_adjust_timeouts). Slack:
+# loop_wait + 2 * retry_timeout = 14 <= ttl - 6, so a leader whose etcd or PostgreSQL answers slowly for one
+# retry_timeout still refreshes its key well before it expires (3.0.2 ran 2 + 2 * 4 = 10 = ttl exactly).
+TTL, LOOP_WAIT, RETRY_TIMEOUT = 20, 2, 6
 DRAIN_DELAY_SECONDS = 2
 FAILOVER_BUDGET_SECONDS = 20  # above the slowest failover measured: a partitioned leader, ~15 s
 
@@ -58,6 +63,12 @@ def patroni_config(layout: Layout, name: str) -> str:
     )
 
 
+def dynamic_config(layout: Layout) -> dict[str, object]:
+    """The cluster-wide settings of the rendered bootstrap section, as ``up`` applies them to a running cluster."""
+    config = yaml.safe_load(patroni_config(layout, layout.nodes[0].name))
+    return dict(config["bootstrap"]["dcs"])
+
+
 def haproxy_config(layout: Layout) -> str:
     def servers(path: str) -> str:
         return "\n".join(
@@ -90,6 +101,7 @@ def supervisord_config(layout: Layout) -> str:
         _template("patroni.program.tmpl").substitute(
             name=node.name,
             gid=node.gid,
+            patroni=patroni.executable("patroni"),
             config=node.patroni_config,
             node_dir=str(Path(node.data_dir).parent),
             log=node.log,

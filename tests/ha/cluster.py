@@ -69,17 +69,37 @@ class Cluster:
     def stop(self, *names: str) -> None:
         self.ctl("stop", *(supervisor.program(self.layout, name) for name in names))
 
+    def node_pids(self, name: str) -> list[int]:
+        """A node's Patroni, its postmaster and every child of the postmaster."""
+        postmaster = supervisor.postmaster_pid(self.layout.node(name).data_dir)
+        pids = [pid for pid in (self.pid(name), postmaster) if pid]
+        return pids + (children_of(postmaster) if postmaster else [])
+
     def kill_node(self, name: str) -> None:
-        """SIGKILL a node's Patroni and its whole PostgreSQL, as a crash of that machine would."""
-        node = self.layout.node(name)
-        postmaster = supervisor.postmaster_pid(node.data_dir)
-        victims = [pid for pid in (self.pid(name), postmaster) if pid]
-        if postmaster:
-            victims += children_of(postmaster)
+        """SIGKILL a node's Patroni and its whole PostgreSQL, as a crash of that machine would; it stays down.
+
+        supervisord restarts a Patroni that died, so the program is stopped right after the kill (a machine
+        that crashed does not come back within a second); ``start`` brings it back.
+        """
+        victims = self.node_pids(name)
         for pid in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        supervisor.ctl(self.layout, "stop", name, check=False)
         supervisor.wait_gone(victims, 10)
+
+    def freeze_node(self, name: str) -> list[int]:
+        """SIGSTOP a node's Patroni, postmaster and all its children (a VM paused, a machine stalled on I/O)."""
+        pids = self.node_pids(name)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        return pids
+
+    def thaw(self, pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def pgbackrest(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run a pgBackRest command on the cluster's stanza as the postgres user."""
@@ -93,7 +113,7 @@ class Cluster:
         """``patronictl switchover`` from ``leader`` to its synchronous standby, as an operator would."""
         config = self.layout.node(leader).patroni_config
         subprocess.run(
-            ["patronictl", "-c", config, "switchover", "--leader", leader, "--force"],
+            [patroni.executable("patronictl"), "-c", config, "switchover", "--leader", leader, "--force"],
             check=True,
             capture_output=True,
             text=True,

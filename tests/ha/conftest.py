@@ -18,7 +18,7 @@ from tests.ha.cluster import Cluster
 from tests.ha.load import Outcome, Verdict
 
 FULL = os.environ.get("PUNCHCLOCK_HA_FULL") == "1"
-TOOLS = ("etcd", "patroni", "haproxy", "supervisord", "pgbackrest", "nft")
+TOOLS = ("etcd", "haproxy", "supervisord", "pgbackrest", "nft")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 from deploy.cluster import patroni
-from deploy.cluster.render import FAILOVER_BUDGET_SECONDS
+from deploy.cluster.render import FAILOVER_BUDGET_SECONDS, LOOP_WAIT, RETRY_TIMEOUT, TTL
 
 from tests.ha.cluster import Cluster, wait_until
 from tests.ha.conftest import FULL, record
@@ -61,14 +61,17 @@ def test_killed_leader_fails_over_and_rejoins(settled: Cluster, report: dict[str
     assert all(f.status == 503 and f.retry_after for f in load.outcome.failures), load.outcome.failures[:5]
 
 
-def test_patroni_keeps_the_short_ttl(settled: Cluster) -> None:
-    """Patroni runs with ttl 10, synchronous and failsafe: what bounds the hard-kill failover gap (docs/ha.md)."""
-    # Given the running cluster, when its leader reports the configuration in force
+def test_patroni_runs_strict_with_the_rendered_timing(settled: Cluster) -> None:
+    """The pinned Patroni 4.x runs with ttl 20, strictly synchronous and failsafe (docs/ha.md)."""
+    # Given the running cluster, when its leader reports the configuration in force and its version
     leader = settled.layout.node(settled.wait_leader())
     status, config = patroni.get(leader.rest_port, "/config")
+    _, health = patroni.get(leader.rest_port, "/patroni")
     # Then it is the one deploy/cluster rendered
     assert status == 200
-    assert (config["ttl"], config["synchronous_mode"], config["failsafe_mode"]) == (10, True, True)
+    assert (config["ttl"], config["loop_wait"], config["retry_timeout"]) == (TTL, LOOP_WAIT, RETRY_TIMEOUT)
+    assert (config["synchronous_mode"], config["synchronous_mode_strict"], config["failsafe_mode"]) == (True,) * 3
+    assert health["patroni"]["version"] == patroni.VERSION
 
 
 def test_the_leader_archives_wal_with_pgbackrest(settled: Cluster) -> None:
