@@ -11,7 +11,6 @@ from pathlib import Path
 from string import Template
 
 import yaml
-
 from deploy.cluster import patroni
 from deploy.cluster.layout import REPO, Layout
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import io
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
 from deploy.cluster import lifecycle, patroni, supervisor
 from deploy.cluster.layout import Layout
 
@@ -55,6 +59,24 @@ class Cluster:
         node = self.layout.node(self.wait_leader())
         db = self.layout.database
         return f"postgresql://{db['user']}:{db['password']}@127.0.0.1:{node.pg_port}/{db['name']}"
+
+    def node_dsn(self, name: str, database: str | None = None) -> str:
+        """The superuser's DSN of one node, bypassing HAProxy (replicas included)."""
+        node, db = self.layout.node(name), self.layout.database
+        return (
+            f"postgresql://{db['superuser']}:{db['superuser_password']}@127.0.0.1:{node.pg_port}/"
+            f"{database or db['name']}"
+        )
+
+    @contextlib.contextmanager
+    def sync_watch(self, interval: float = 0.1) -> Iterator[SyncWatch]:
+        """Poll every node's role and synchronous_standby_names (and HAProxy's check times) while the block runs."""
+        watch = SyncWatch(self, interval)
+        watch.start()
+        try:
+            yield watch
+        finally:
+            watch.stop()
 
     def pid(self, name: str) -> int | None:
         process = supervisor.processes(self.layout).get(name)
@@ -225,6 +247,91 @@ table inet {NFT_TABLE} {{
         for app in self.layout.apps:
             self.wait_app_in_balancer(app.name, timeout)
         patroni.wait(lambda: lifecycle.http_ready(f"{self.url}/readyz"), timeout, "the balancer ready")
+
+
+@dataclass
+class SyncWatch:
+    """Every ``interval`` asks each node (own connection, 0.5 s timeout) whether it is a primary and whom it
+    names in ``synchronous_standby_names``; a primary naming nobody commits without a synchronous standby.
+
+    ``unprotected`` holds the windows (from the poll before to the poll after) in which some primary had it
+    empty; ``most_primaries`` is the largest number of nodes that answered as primary in one poll (a resumed
+    frozen leader counts until it is demoted); ``check_ms`` the slowest HAProxy health check seen per server.
+    """
+
+    cluster: Cluster
+    interval: float = 0.1
+    unprotected: list[tuple[float, float, str]] = field(default_factory=list)
+    most_primaries: int = 0
+    polls: int = 0
+    check_ms: dict[str, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), name="sync-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(10)
+
+    def acked_unprotected(self, acked_at: list[float]) -> int:
+        """How many acknowledgements arrived while a primary had no synchronous standby."""
+        return sum(1 for at in acked_at if any(start <= at <= end for start, end, _ in self.unprotected))
+
+    def unprotected_seconds(self) -> float:
+        return sum(end - start for start, end, _ in self.unprotected)
+
+    async def _ask(self, name: str, conns: dict[str, asyncpg.Connection]) -> tuple[bool, str] | None:
+        try:
+            if name not in conns:
+                conns[name] = await asyncpg.connect(self.cluster.node_dsn(name, "postgres"), timeout=0.5)
+            row = await conns[name].fetchrow(
+                "SELECT pg_is_in_recovery() AS standby, current_setting('synchronous_standby_names') AS names",
+                timeout=0.5,
+            )
+            return (not row["standby"], row["names"]) if row else None
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            conn = conns.pop(name, None)
+            if conn is not None:
+                conn.terminate()
+            return None
+
+    def _sample_checks(self) -> None:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            for row in self.cluster._stats():
+                if row.get("check_duration"):
+                    key = f"{row['pxname']}/{row['svname']}"
+                    self.check_ms[key] = max(self.check_ms.get(key, 0), int(row["check_duration"]))
+
+    async def _run(self) -> None:
+        conns: dict[str, asyncpg.Connection] = {}
+        names = [node.name for node in self.cluster.layout.nodes]
+        open_since: dict[str, float] = {}
+        last = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                answers = await asyncio.gather(*(self._ask(name, conns) for name in names))
+                now = time.monotonic()
+                primaries = [(n, a[1]) for n, a in zip(names, answers, strict=True) if a and a[0]]
+                self.most_primaries = max(self.most_primaries, len(primaries))
+                for name, answer in zip(names, answers, strict=True):
+                    empty = bool(answer and answer[0] and not answer[1].strip())
+                    if empty and name not in open_since:
+                        open_since[name] = last
+                    elif answer and not empty and name in open_since:
+                        self.unprotected.append((open_since.pop(name), now, name))
+                self.polls += 1
+                if self.polls % 5 == 0:
+                    await asyncio.to_thread(self._sample_checks)
+                last = now
+                await asyncio.sleep(self.interval)
+            self.unprotected += [(start, time.monotonic(), name) for name, start in open_since.items()]
+        finally:
+            for conn in conns.values():
+                conn.terminate()
 
 
 def wait_until(condition: object, timeout: float, what: str) -> float:

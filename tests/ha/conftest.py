@@ -14,8 +14,8 @@ import pytest
 from deploy.cluster import lifecycle
 from deploy.cluster.layout import Layout
 
-from tests.ha.cluster import Cluster
-from tests.ha.load import Outcome, Verdict
+from tests.ha.cluster import Cluster, SyncWatch
+from tests.ha.load import Outcome, Verdict, lost_on
 
 FULL = os.environ.get("PUNCHCLOCK_HA_FULL") == "1"
 TOOLS = ("etcd", "haproxy", "supervisord", "pgbackrest", "nft")
@@ -73,3 +73,21 @@ def record(report: dict[str, object], verdict: Verdict, outcome: Outcome, **extr
     report.update(vars(verdict), failures_by_status=dict(statuses), **extra)
     report["longest_stall"] = round(verdict.longest_stall, 2)
     report["p99"] = round(verdict.p99, 3)
+
+
+def check_promise(report: dict[str, object], cluster: Cluster, watch: SyncWatch, outcome: Outcome) -> None:
+    """The promise behind a 201, recorded then asserted: every acknowledged stamp is on every node that answers,
+    and none was acknowledged while a primary named no synchronous standby."""
+    lost = lost_on(outcome, {node.name: cluster.node_dsn(node.name) for node in cluster.layout.nodes})
+    acked = watch.acked_unprotected([receipt.acked_at for receipt in outcome.receipts])
+    report.update(
+        lost_by_node=lost,
+        acked_without_sync_standby=acked,
+        no_sync_standby_seconds=round(watch.unprotected_seconds(), 2),
+        most_primaries_at_once=watch.most_primaries,
+        slowest_check_ms=dict(sorted(watch.check_ms.items())),
+        watch_polls=watch.polls,
+    )
+    assert watch.polls > 0
+    assert [name for name, count in lost.items() if count] == [], lost
+    assert acked == 0, watch.unprotected

@@ -182,6 +182,29 @@ async def _stored(dsn: str, receipts: list[Receipt], since: str) -> tuple[dict[i
     return {row["id"]: row["key"] for row in rows}, int(doubled), int(in_window)
 
 
+def lost_on(outcome: Outcome, dsns: dict[str, str], settle: float = 30.0) -> dict[str, int | None]:
+    """Acknowledged receipts missing (or under another key) on each node; None for a node that does not answer.
+
+    A replica has flushed what it confirmed but may not have replayed it yet: it gets ``settle`` seconds.
+    """
+    found: dict[str, int | None] = {}
+    for name, dsn in dsns.items():
+        deadline = time.monotonic() + settle
+        while True:
+            try:
+                stored, _, _ = asyncio.run(_stored(dsn, outcome.receipts, "-infinity"))
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                found[name] = None
+                break
+            found[name] = sum(
+                1 for r in outcome.receipts if r.id not in stored or (r.key is not None and stored[r.id] != r.key)
+            )
+            if found[name] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    return found
+
+
 def verify(outcome: Outcome, dsn: str) -> Verdict:
     """Check every acknowledged receipt against the database behind ``dsn`` (the leader)."""
     receipts = outcome.receipts

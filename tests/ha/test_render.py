@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy.cluster.layout import Layout, new_layout
 from deploy.cluster import patroni
+from deploy.cluster.layout import Layout, new_layout
 from deploy.cluster.render import dynamic_config, render_all
 
 
@@ -37,7 +37,7 @@ def test_every_port_is_distinct(layout: Layout) -> None:
 
 
 def test_patroni_config_keeps_acknowledged_commits_safe(layout: Layout) -> None:
-    """Patroni runs strictly synchronous, failsafe, with pg_rewind and ttl 20 with slack, archiving through pgBackRest."""
+    """Patroni runs strictly synchronous, failsafe, pg_rewind, ttl 20 with slack, archiving through pgBackRest."""
     config = yaml.safe_load(Path(layout.nodes[1].patroni_config).read_text())
     dcs = config["bootstrap"]["dcs"]
     assert (dcs["ttl"], dcs["synchronous_mode"], dcs["synchronous_mode_strict"], dcs["failsafe_mode"]) == (
@@ -63,7 +63,8 @@ def test_patroni_config_keeps_acknowledged_commits_safe(layout: Layout) -> None:
 def test_every_up_applies_the_dcs_settings(layout: Layout) -> None:
     """What `up` PATCHes into a running cluster's DCS is the rendered bootstrap section, strict mode included."""
     assert dynamic_config(layout)["synchronous_mode_strict"] is True
-    assert dynamic_config(layout) == yaml.safe_load(Path(layout.nodes[0].patroni_config).read_text())["bootstrap"]["dcs"]
+    rendered = yaml.safe_load(Path(layout.nodes[0].patroni_config).read_text())
+    assert dynamic_config(layout) == rendered["bootstrap"]["dcs"]
 
 
 def test_patroni_runs_from_the_pinned_virtualenv(layout: Layout) -> None:

@@ -14,7 +14,7 @@ from deploy.cluster import patroni
 from deploy.cluster.render import FAILOVER_BUDGET_SECONDS, LOOP_WAIT, RETRY_TIMEOUT, TTL
 
 from tests.ha.cluster import Cluster, wait_until
-from tests.ha.conftest import FULL, record
+from tests.ha.conftest import FULL, check_promise, record
 from tests.ha.load import Load, verify
 
 pytestmark = [pytest.mark.ha, pytest.mark.slow]
@@ -30,7 +30,7 @@ def test_killed_leader_fails_over_and_rejoins(settled: Cluster, report: dict[str
     # Given a healthy cluster under load
     cluster = settled
     old = cluster.wait_leader()
-    with Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
         load.wait_acknowledged(30)
         # When the leader's Patroni and its whole PostgreSQL are SIGKILLed
         load.mark_event()
@@ -59,6 +59,7 @@ def test_killed_leader_fails_over_and_rejoins(settled: Cluster, report: dict[str
     assert (verdict.lost, verdict.duplicates) == (0, 0)
     assert cluster.leader() == new
     assert all(f.status == 503 and f.retry_after for f in load.outcome.failures), load.outcome.failures[:5]
+    check_promise(report, cluster, watch, load.outcome)
 
 
 def test_patroni_runs_strict_with_the_rendered_timing(settled: Cluster) -> None:
@@ -90,7 +91,7 @@ def test_planned_switchover_fails_no_request(settled: Cluster, report: dict[str,
     # Given a healthy cluster under load
     cluster = settled
     old = cluster.wait_leader()
-    with Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
         load.wait_acknowledged(50)
         # When the operator switches the leader over
         load.mark_event()
@@ -104,6 +105,7 @@ def test_planned_switchover_fails_no_request(settled: Cluster, report: dict[str,
     verdict = verify(load.outcome, cluster.leader_dsn())
     record(report, verdict, load.outcome, old_leader=old, new_leader=new, switchover_seconds=round(switched, 2))
     assert (verdict.lost, verdict.duplicates, verdict.failed) == (0, 0, 0)
+    check_promise(report, cluster, watch, load.outcome)
 
 
 @full_only
@@ -112,7 +114,7 @@ def test_killed_instance_is_routed_around(settled: Cluster, report: dict[str, ob
     # Given two instances under load
     cluster = settled
     victim = cluster.layout.apps[0].name
-    with Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
         load.wait_acknowledged(50)
         # When one instance is SIGKILLed (supervisord restarts it)
         load.mark_event()
@@ -128,6 +130,7 @@ def test_killed_instance_is_routed_around(settled: Cluster, report: dict[str, ob
     record(report, verdict, load.outcome, killed=victim, in_flight_at_kill=in_flight, clients=WORKERS)
     assert (verdict.lost, verdict.duplicates) == (0, 0)
     assert verdict.failed <= WORKERS
+    check_promise(report, cluster, watch, load.outcome)
 
 
 @full_only
@@ -135,7 +138,7 @@ def test_rolling_restart_fails_no_request(settled: Cluster, report: dict[str, ob
     """Restarting every instance in turn with SIGTERM (drain first) answers every POST."""
     # Given two instances under load
     cluster = settled
-    with Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
         load.wait_acknowledged(50)
         # When each instance in turn gets SIGTERM, drains, and is started again
         load.mark_event()
@@ -148,6 +151,7 @@ def test_rolling_restart_fails_no_request(settled: Cluster, report: dict[str, ob
     verdict = verify(load.outcome, cluster.leader_dsn())
     record(report, verdict, load.outcome, restarted=[app.name for app in cluster.layout.apps])
     assert (verdict.lost, verdict.duplicates, verdict.failed) == (0, 0, 0)
+    check_promise(report, cluster, watch, load.outcome)
 
 
 @full_only
@@ -157,7 +161,7 @@ def test_writes_continue_without_etcd(settled: Cluster, report: dict[str, object
     cluster = settled
     leader = cluster.wait_leader()
     names = [e.name for e in cluster.layout.etcd]
-    with Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
         load.wait_acknowledged(50)
         # When one etcd member stops
         load.mark_event()
@@ -191,6 +195,7 @@ def test_writes_continue_without_etcd(settled: Cluster, report: dict[str, object
     assert (verdict.lost, verdict.duplicates) == (0, 0)
     assert during > 0
     assert (failed_one_down, failed_during) == (0, 0)
+    check_promise(report, cluster, watch, load.outcome)
 
 
 @full_only
@@ -249,13 +254,13 @@ def test_partitioned_leader_loses_no_acknowledged_stamp(settled: Cluster, report
     # Given a healthy cluster under load
     cluster = settled
     old = cluster.wait_leader()
-    with Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
         load.wait_acknowledged(50)
         # When the leader is partitioned from etcd and the other nodes
         load.mark_event()
         cluster.partition(old)
         try:
-            watch = cluster.watch_leadership(old, timeout=90)
+            leadership = cluster.watch_leadership(old, timeout=90)
             load.wait_acknowledged(50, timeout=60)
         finally:
             cluster.heal()
@@ -263,6 +268,75 @@ def test_partitioned_leader_loses_no_acknowledged_stamp(settled: Cluster, report
     # Then every stamp acknowledged by either side is on the new leader, once
     verdict = verify(load.outcome, cluster.leader_dsn())
     rejoin = wait_until(lambda: cluster.node_is_replica(old), 120, f"{old} to rejoin")
-    record(report, verdict, load.outcome, old_leader=old, **watch, rejoin_seconds=round(rejoin, 1))
+    record(report, verdict, load.outcome, old_leader=old, **leadership, rejoin_seconds=round(rejoin, 1))
     assert (verdict.lost, verdict.duplicates) == (0, 0)
-    assert watch["both_primary_seconds"] == 0
+    assert leadership["both_primary_seconds"] == 0
+    check_promise(report, cluster, watch, load.outcome)
+
+
+FREEZE_SECONDS = TTL + 10  # longer than the leader key lives, so another node is promoted meanwhile
+
+
+@full_only
+@pytest.mark.parametrize("replicas_down", [0, 1], ids=["all-up", "one-replica-down"])
+def test_frozen_leader_does_not_take_the_lock_back(
+    settled: Cluster, report: dict[str, object], replicas_down: int
+) -> None:
+    """A leader frozen (SIGSTOP of PostgreSQL and Patroni) past the ttl and then resumed leaves the key to the
+    node promoted meanwhile: one primary, and nothing either leader acknowledged is lost."""
+    # Given a cluster under load (optionally with its non-synchronous replica down)
+    cluster = settled
+    old = cluster.wait_leader()
+    down = [m["name"] for m in patroni.members(cluster.layout) if m.get("role") == "replica"][:replicas_down]
+    if down:
+        cluster.kill_node(down[0])
+    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+        load.wait_acknowledged(50)
+        # When the leader's Patroni, postmaster and every backend are frozen for longer than the ttl
+        load.mark_event()
+        frozen = cluster.freeze_node(old)
+        frozen_at = time.monotonic()
+        try:
+            new = cluster.wait_leader(other_than=old, timeout=FREEZE_SECONDS + 30)
+            elected = time.monotonic() - frozen_at
+            time.sleep(max(0.0, FREEZE_SECONDS - (time.monotonic() - frozen_at)))
+            acked_during_freeze = sum(1 for r in load.outcome.receipts if r.acked_at > frozen_at)
+        finally:
+            # And then resumed
+            cluster.thaw(frozen)
+        resumed_at = time.monotonic()
+        both, seen = 0.0, set()
+        last = resumed_at
+        while time.monotonic() - resumed_at < 15:
+            now = time.monotonic()
+            primaries = [node.name for node in cluster.layout.nodes if cluster.node_is_primary(node.name)]
+            seen.update(primaries)
+            both += (now - last) if len(primaries) > 1 else 0.0
+            last = now
+            time.sleep(0.1)
+        if down:
+            cluster.start(down[0])
+        load.wait_acknowledged(50, timeout=90)
+        time.sleep(AFTER_EVENT)
+    # Then the node promoted during the freeze still leads, and every acknowledged stamp is on every node
+    verdict = verify(load.outcome, cluster.leader_dsn())
+    rejoin = wait_until(lambda: cluster.node_is_replica(old), 120, f"{old} to rejoin")
+    record(
+        report,
+        verdict,
+        load.outcome,
+        old_leader=old,
+        new_leader=new,
+        replica_down=down,
+        leader_after=cluster.leader(),
+        new_elected_seconds=round(elected, 2),
+        frozen_seconds=FREEZE_SECONDS,
+        acked_during_freeze=acked_during_freeze,
+        both_primary_seconds_after_resume=round(both, 2),
+        primary_after_resume=sorted(seen),
+        rejoin_seconds=round(rejoin, 1),
+    )
+    assert (verdict.lost, verdict.duplicates) == (0, 0)
+    assert cluster.leader() == new
+    assert both == 0
+    check_promise(report, cluster, watch, load.outcome)
