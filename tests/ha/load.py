@@ -95,7 +95,7 @@ class Load:
         rate: float = 100.0,
         max_seconds: float = 240.0,
         max_requests: int = 100_000,
-        timeout: float = 40.0,
+        timeout: float = 60.0,  # above the failover budget (40 s), so a held POST gets its 503, not a timeout
     ) -> None:
         self.url = url.rstrip("/")
         self.workers = workers

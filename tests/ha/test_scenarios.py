@@ -340,3 +340,96 @@ def test_frozen_leader_does_not_take_the_lock_back(
     assert cluster.leader() == new
     assert both == 0
     check_promise(report, cluster, watch, load.outcome)
+
+
+@full_only
+def test_new_leader_killed_right_after_promotion(settled: Cluster, report: dict[str, object]) -> None:
+    """The leader is SIGKILLed, then the node promoted in its place 2 s after its promotion (before or just after
+    it named a synchronous standby); both come back 5 s later. Nothing either acknowledged is lost."""
+    # Given a healthy cluster under load
+    cluster = settled
+    first = cluster.wait_leader()
+    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+        load.wait_acknowledged(50)
+        # When the leader is killed, and its successor 2 s after it is promoted
+        load.mark_event()
+        killed_at = time.monotonic()
+        cluster.kill_node(first)
+        second = cluster.wait_leader(other_than=first, timeout=90)
+        promoted = time.monotonic() - killed_at
+        time.sleep(2)
+        sync_at_kill = [m["name"] for m in patroni.members(cluster.layout) if m.get("role") == "sync_standby"]
+        acked_by_second = sum(1 for r in load.outcome.receipts if r.acked_at > killed_at)
+        cluster.kill_node(second)
+        second_killed_at = time.monotonic()
+        # And both machines come back 5 s later
+        time.sleep(5)
+        cluster.start(first, second)
+        third = cluster.wait_leader(timeout=120)
+        writes_back = wait_until(lambda: load.outcome.receipts[-1].acked_at > second_killed_at, 120, "writes")
+        load.wait_acknowledged(50, timeout=90)
+        time.sleep(AFTER_EVENT)
+    # Then every acknowledged stamp is on every node, and the cluster is whole again
+    cluster.settle()
+    verdict = verify(load.outcome, cluster.leader_dsn())
+    record(
+        report,
+        verdict,
+        load.outcome,
+        first_leader=first,
+        second_leader=second,
+        promoted_seconds=round(promoted, 2),
+        sync_standby_when_killed=sync_at_kill,
+        acked_by_second_leader=acked_by_second,
+        leader_after=third,
+        writes_back_after_second_kill_seconds=round(writes_back, 1),
+    )
+    assert (verdict.lost, verdict.duplicates) == (0, 0)
+    assert all(f.status == 503 and f.retry_after for f in load.outcome.failures), load.outcome.failures[:5]
+    check_promise(report, cluster, watch, load.outcome)
+
+
+@full_only
+def test_no_standby_left_holds_writes_then_503(settled: Cluster, report: dict[str, object]) -> None:
+    """With both replicas down, strict synchronous mode acknowledges nothing: POSTs are held, then 503 with
+    Retry-After; once the replicas are back, writes resume and nothing acknowledged is lost."""
+    # Given a healthy cluster under load
+    cluster = settled
+    leader = cluster.wait_leader()
+    replicas = [node.name for node in cluster.layout.nodes if node.name != leader]
+    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+        load.wait_acknowledged(50)
+        # When both replicas are SIGKILLed and stay down past the failover budget
+        load.mark_event()
+        cluster.kill_node(replicas[0])
+        cluster.kill_node(replicas[1])
+        down_at = time.monotonic()
+        time.sleep(FAILOVER_BUDGET_SECONDS + 5)
+        back_at = time.monotonic()
+        # And come back
+        cluster.start(*replicas)
+        writes_back = wait_until(lambda: load.outcome.receipts[-1].acked_at > back_at, 120, "writes to resume")
+        load.wait_acknowledged(50, timeout=60)
+        time.sleep(AFTER_EVENT)
+    # Then no 201 went out while no standby was up (1 s grace for commits confirmed just before the kill)
+    acked_alone = sum(1 for r in load.outcome.receipts if down_at + 1 < r.acked_at < back_at)
+    failed_alone = load.outcome.failed_between(down_at, back_at + writes_back)
+    cluster.settle()
+    verdict = verify(load.outcome, cluster.leader_dsn())
+    record(
+        report,
+        verdict,
+        load.outcome,
+        leader=leader,
+        replicas_down=replicas,
+        down_seconds=round(back_at - down_at, 1),
+        acked_with_no_standby=acked_alone,
+        failed_with_no_standby=failed_alone,
+        writes_back_seconds=round(writes_back, 1),
+        leader_after=cluster.leader(),
+    )
+    assert acked_alone == 0
+    assert failed_alone > 0
+    assert (verdict.lost, verdict.duplicates) == (0, 0)
+    assert all(f.status == 503 and f.retry_after for f in load.outcome.failures), load.outcome.failures[:5]
+    check_promise(report, cluster, watch, load.outcome)
