@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
+import hashlib
 import io
 import os
 import signal
@@ -21,7 +22,7 @@ import asyncpg
 from deploy.cluster import lifecycle, patroni, supervisor
 from deploy.cluster.layout import Layout
 
-NFT_TABLE = "punchclock_partition"
+NFT_TABLE = "punchclock_partition"  # plus a digest of the state directory: another cluster's heal() spares it
 
 
 def children_of(pid: int) -> list[int]:
@@ -110,12 +111,24 @@ class Cluster:
         supervisor.ctl(self.layout, "stop", name, check=False)
         supervisor.wait_gone(victims, 10)
 
-    def freeze_node(self, name: str) -> list[int]:
-        """SIGSTOP a node's Patroni, postmaster and all its children (a VM paused, a machine stalled on I/O)."""
+    def freeze_node(self, name: str, stagger: float = 0.0) -> list[int]:
+        """SIGSTOP a node's postmaster and all its children, then (``stagger`` seconds later) its Patroni.
+
+        With a stagger longer than ``loop_wait``, Patroni's next cycle has read the DCS (it still holds the
+        leader key) and then blocks on a query to its frozen PostgreSQL when it is frozen itself: on SIGCONT
+        it carries on with that stale view and updates the leader key, the path on which Debian's 3.0.2
+        overwrote the key of the node promoted meanwhile. A machine stalled on I/O stops in that order.
+        """
         pids = self.node_pids(name)
+        patroni_pid = self.pid(name)
         for pid in pids:
+            if pid != patroni_pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+        time.sleep(stagger)
+        if patroni_pid:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGSTOP)
+                os.kill(patroni_pid, signal.SIGSTOP)
         return pids
 
     def thaw(self, pids: list[int]) -> None:
@@ -210,6 +223,10 @@ class Cluster:
             lambda: self.balancer_servers().get(f"apps/{name}") == "UP", timeout, f"{name} UP in HAProxy", interval=0.1
         )
 
+    @property
+    def nft_table(self) -> str:
+        return f"{NFT_TABLE}_{hashlib.sha256(self.layout.state_dir.encode()).hexdigest()[:8]}"
+
     def partition(self, name: str) -> None:
         """Cut node ``name`` off from etcd and the other nodes (and them from it) with nftables.
 
@@ -223,7 +240,7 @@ class Cluster:
         other_ports = ", ".join(str(p) for n in others for p in (n.pg_port, n.rest_port))
         other_gids = ", ".join(str(n.gid) for n in others)
         rules = f"""
-table inet {NFT_TABLE} {{
+table inet {self.nft_table} {{
     chain output {{
         type filter hook output priority 0; policy accept;
         ct mark 0x70c drop
@@ -235,7 +252,7 @@ table inet {NFT_TABLE} {{
         subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True, timeout=10)
 
     def heal(self) -> None:
-        subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE], capture_output=True, check=False, timeout=10)
+        subprocess.run(["nft", "delete", "table", "inet", self.nft_table], capture_output=True, check=False, timeout=10)
 
     def settle(self, timeout: float = 120) -> None:
         """Undo what a scenario left: lift partitions, start stopped programs, wait until all is healthy."""

@@ -274,7 +274,7 @@ def test_partitioned_leader_loses_no_acknowledged_stamp(settled: Cluster, report
     check_promise(report, cluster, watch, load.outcome)
 
 
-FREEZE_SECONDS = TTL + 10  # longer than the leader key lives, so another node is promoted meanwhile
+FREEZE_SECONDS = TTL + 10  # Patroni frozen ttl + 7 s (after a 3 s stagger): another node is promoted meanwhile
 
 
 @full_only
@@ -282,8 +282,8 @@ FREEZE_SECONDS = TTL + 10  # longer than the leader key lives, so another node i
 def test_frozen_leader_does_not_take_the_lock_back(
     settled: Cluster, report: dict[str, object], replicas_down: int
 ) -> None:
-    """A leader frozen (SIGSTOP of PostgreSQL and Patroni) past the ttl and then resumed leaves the key to the
-    node promoted meanwhile: one primary, and nothing either leader acknowledged is lost."""
+    """A leader frozen (SIGSTOP of PostgreSQL, then of Patroni mid-cycle) past the ttl and then resumed leaves the
+    key to the node promoted meanwhile: one primary, and nothing either leader acknowledged is lost."""
     # Given a cluster under load (optionally with its non-synchronous replica down)
     cluster = settled
     old = cluster.wait_leader()
@@ -294,8 +294,8 @@ def test_frozen_leader_does_not_take_the_lock_back(
         load.wait_acknowledged(50)
         # When the leader's Patroni, postmaster and every backend are frozen for longer than the ttl
         load.mark_event()
-        frozen = cluster.freeze_node(old)
         frozen_at = time.monotonic()
+        frozen = cluster.freeze_node(old, stagger=LOOP_WAIT + 1)
         try:
             new = cluster.wait_leader(other_than=old, timeout=FREEZE_SECONDS + 30)
             elected = time.monotonic() - frozen_at
