@@ -6,6 +6,7 @@ Each scenario starts from a healthy cluster and records its figures (see docs/ha
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import httpx
@@ -316,11 +317,15 @@ def test_frozen_leader_does_not_take_the_lock_back(
             time.sleep(0.1)
         if down:
             cluster.start(down[0])
-        load.wait_acknowledged(50, timeout=90)
+        # (a cluster broken by a key taken back, as with Patroni 3.0.2, is measured rather than waited on)
+        with contextlib.suppress(TimeoutError):
+            load.wait_acknowledged(50, timeout=90)
         time.sleep(AFTER_EVENT)
     # Then the node promoted during the freeze still leads, and every acknowledged stamp is on every node
     verdict = verify(load.outcome, cluster.leader_dsn())
-    rejoin = wait_until(lambda: cluster.node_is_replica(old), 120, f"{old} to rejoin")
+    rejoin = -1.0
+    with contextlib.suppress(TimeoutError):
+        rejoin = wait_until(lambda: cluster.node_is_replica(old), 120, f"{old} to rejoin")
     record(
         report,
         verdict,
