@@ -341,10 +341,10 @@ def test_frozen_leader_does_not_take_the_lock_back(
         primary_after_resume=sorted(seen),
         rejoin_seconds=round(rejoin, 1),
     )
+    check_promise(report, cluster, watch, load.outcome)
     assert (verdict.lost, verdict.duplicates) == (0, 0)
     assert cluster.leader() == new
     assert both == 0
-    check_promise(report, cluster, watch, load.outcome)
 
 
 @full_only
