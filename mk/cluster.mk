@@ -16,6 +16,6 @@ cluster-status: ## print the leader, replication state, instance health and the 
 cluster-down: ## stop every process of the local cluster (data stays in .state/cluster)
 	$(CLUSTER) down
 
-test-ha: dev ## run all seven failure scenarios against a real cluster (~5 min; logs kept in .state/ha-logs)
+test-ha: dev ## run every failure scenario against a real cluster (~15 min; logs kept in .state/ha-logs)
 	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))
 	PUNCHCLOCK_HA_FULL=1 PUNCHCLOCK_HA_KEEP_LOGS=$(CURDIR)/.state/ha-logs $(BIN)/pytest tests/ha -m ha $(PYTEST_ARGS)

@@ -271,9 +271,10 @@ class SyncWatch:
     """Every ``interval`` asks each node (own connection, 0.5 s timeout) whether it is a primary and whom it
     names in ``synchronous_standby_names``; a primary naming nobody commits without a synchronous standby.
 
-    ``unprotected`` holds the windows (from the poll before to the poll after) in which some primary had it
-    empty; ``most_primaries`` is the largest number of nodes that answered as primary in one poll (a resumed
-    frozen leader counts until it is demoted); ``check_ms`` the slowest HAProxy health check seen per server.
+    ``error`` is set if the watcher itself died. ``unprotected`` holds the windows (from the poll before to
+    the poll after) in which some primary had it empty; ``most_primaries`` is the largest number of nodes
+    that answered as primary in one poll (a resumed frozen leader counts until it is demoted); ``check_ms``
+    the slowest HAProxy health check seen per server.
     """
 
     cluster: Cluster
@@ -282,12 +283,19 @@ class SyncWatch:
     most_primaries: int = 0
     polls: int = 0
     check_ms: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), name="sync-watch", daemon=True)
+        self._thread = threading.Thread(target=self._main, name="sync-watch", daemon=True)
         self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except Exception as error:  # kept for check_promise: a dead watcher must fail the scenario
+            self.error = repr(error)
 
     def stop(self) -> None:
         self._stop.set()
@@ -310,7 +318,8 @@ class SyncWatch:
                 timeout=0.5,
             )
             return (not row["standby"], row["names"]) if row else None
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        # InternalClientError: a query timed out mid-protocol and the connection is unusable; start afresh.
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError):
             conn = conns.pop(name, None)
             if conn is not None:
                 conn.terminate()

@@ -87,7 +87,9 @@ def check_promise(report: dict[str, object], cluster: Cluster, watch: SyncWatch,
         most_primaries_at_once=watch.most_primaries,
         slowest_check_ms=dict(sorted(watch.check_ms.items())),
         watch_polls=watch.polls,
+        watch_error=watch.error,
     )
+    assert watch.error is None, watch.error
     assert watch.polls > 0
     assert [name for name, count in lost.items() if count] == [], lost
     assert acked == 0, watch.unprotected

@@ -63,6 +63,10 @@ class Outcome:
             return 0.0
         return window[min(len(window) - 1, math.ceil(0.99 * len(window)) - 1)]
 
+    def first_ack_after(self, moment: float) -> float | None:
+        """Seconds from ``moment`` to the first acknowledgement after it (None if there was none)."""
+        return next((r.acked_at - moment for r in self.receipts if r.acked_at > moment), None)
+
     def failed_between(self, start: float, end: float) -> int:
         return sum(1 for failure in self.failures if start <= failure.at <= end)
 

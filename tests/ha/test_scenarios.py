@@ -301,7 +301,7 @@ def test_frozen_leader_does_not_take_the_lock_back(
             new = cluster.wait_leader(other_than=old, timeout=FREEZE_SECONDS + 30)
             elected = time.monotonic() - frozen_at
             time.sleep(max(0.0, FREEZE_SECONDS - (time.monotonic() - frozen_at)))
-            acked_during_freeze = sum(1 for r in load.outcome.receipts if r.acked_at > frozen_at)
+            acked_by_new_leader = sum(1 for r in load.outcome.receipts if r.acked_at > frozen_at + elected)
         finally:
             # And then resumed
             cluster.thaw(frozen)
@@ -336,7 +336,7 @@ def test_frozen_leader_does_not_take_the_lock_back(
         leader_after=cluster.leader(),
         new_elected_seconds=round(elected, 2),
         frozen_seconds=FREEZE_SECONDS,
-        acked_during_freeze=acked_during_freeze,
+        acked_by_new_leader_during_freeze=acked_by_new_leader,
         both_primary_seconds_after_resume=round(both, 2),
         primary_after_resume=sorted(seen),
         rejoin_seconds=round(rejoin, 1),
@@ -371,7 +371,8 @@ def test_new_leader_killed_right_after_promotion(settled: Cluster, report: dict[
         time.sleep(5)
         cluster.start(first, second)
         third = cluster.wait_leader(timeout=120)
-        writes_back = wait_until(lambda: load.outcome.receipts[-1].acked_at > second_killed_at, 120, "writes")
+        wait_until(lambda: load.outcome.receipts[-1].acked_at > second_killed_at, 120, "writes to resume")
+        writes_back = load.outcome.first_ack_after(second_killed_at) or -1.0
         load.wait_acknowledged(50, timeout=90)
         time.sleep(AFTER_EVENT)
     # Then every acknowledged stamp is on every node, and the cluster is whole again
@@ -413,7 +414,8 @@ def test_no_standby_left_holds_writes_then_503(settled: Cluster, report: dict[st
         back_at = time.monotonic()
         # And come back
         cluster.start(*replicas)
-        writes_back = wait_until(lambda: load.outcome.receipts[-1].acked_at > back_at, 120, "writes to resume")
+        wait_until(lambda: load.outcome.receipts[-1].acked_at > back_at, 120, "writes to resume")
+        writes_back = load.outcome.first_ack_after(back_at) or -1.0
         load.wait_acknowledged(50, timeout=60)
         time.sleep(AFTER_EVENT)
     # Then no 201 went out while no standby was up (1 s grace for commits confirmed just before the kill)
@@ -430,7 +432,7 @@ def test_no_standby_left_holds_writes_then_503(settled: Cluster, report: dict[st
         down_seconds=round(back_at - down_at, 1),
         acked_with_no_standby=acked_alone,
         failed_with_no_standby=failed_alone,
-        writes_back_seconds=round(writes_back, 1),
+        writes_back_after_restart_seconds=round(writes_back, 1),
         leader_after=cluster.leader(),
     )
     assert acked_alone == 0
