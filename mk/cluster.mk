@@ -1,5 +1,5 @@
 # The local HA cluster (punchclock_tools.cluster, templates in deploy/cluster) and its failure scenarios (tests/ha).
-CLUSTER_APT_PACKAGES := etcd-server etcd-client haproxy patroni supervisor pgbackrest nftables postgresql-15
+CLUSTER_APT_PACKAGES := etcd-server etcd-client haproxy supervisor pgbackrest nftables postgresql-15 python3-venv
 TEST_APT_PACKAGES += $(CLUSTER_APT_PACKAGES)
 CLUSTER := $(BIN)/punchclock-cluster
 
@@ -16,7 +16,7 @@ cluster-status: dev ## print the leader, replication state, instance health and 
 cluster-down: dev ## stop every process of the local cluster (data stays in .state/cluster)
 	$(CLUSTER) down
 
-test-ha: dev ## run all seven failure scenarios against a real cluster (several minutes; logs and a PNG per scenario in .state/ha-logs)
+test-ha: dev ## run every failure scenario against a real cluster (~15 min; logs and a PNG per scenario in .state/ha-logs)
 	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))
 	mkdir -p .state && rm -f .state/ha-report.jsonl
 	PUNCHCLOCK_HA_FULL=1 PUNCHCLOCK_HA_REPORT=$(CURDIR)/.state/ha-report.jsonl \

@@ -22,7 +22,7 @@ from pcbackup.restore import restore
 from pcbackup.sources import Source, load_cluster
 from tests.backup.conftest import pcbackup
 
-TOOLS = ("etcd", "patroni", "haproxy", "supervisord", "pgbackrest")
+TOOLS = ("etcd", "haproxy", "supervisord", "pgbackrest")
 
 pytestmark = [pytest.mark.ha, pytest.mark.slow, pytest.mark.timeout(900)]
 

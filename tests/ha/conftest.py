@@ -15,12 +15,12 @@ import pytest
 
 from punchclock_tools import timeline
 from punchclock_tools.cluster import control
-from punchclock_tools.cluster.faults import Cluster
+from punchclock_tools.cluster.faults import Cluster, SyncWatch
 from punchclock_tools.cluster.layout import Layout
-from punchclock_tools.load import Outcome, Verdict
+from punchclock_tools.load import Outcome, Verdict, lost_on
 
 FULL = os.environ.get("PUNCHCLOCK_HA_FULL") == "1"
-TOOLS = ("etcd", "patroni", "haproxy", "supervisord", "pgbackrest", "nft")
+TOOLS = ("etcd", "haproxy", "supervisord", "pgbackrest", "nft")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -113,3 +113,23 @@ def record(report: dict[str, object], verdict: Verdict, outcome: Outcome, **extr
             timed.get(key or "", ""),
         )
         report["timeline_png"] = str(png)
+
+
+def check_promise(report: dict[str, object], cluster: Cluster, watch: SyncWatch, outcome: Outcome) -> None:
+    """The promise behind a 201, recorded then asserted: every acknowledged stamp is on every node that answers,
+    and none was acknowledged while a primary named no synchronous standby."""
+    lost = lost_on(outcome, {node.name: cluster.node_dsn(node.name) for node in cluster.layout.nodes})
+    acked = watch.acked_unprotected([receipt.acked_at for receipt in outcome.receipts])
+    report.update(
+        lost_by_node=lost,
+        acked_without_sync_standby=acked,
+        no_sync_standby_seconds=round(watch.unprotected_seconds(), 2),
+        most_primaries_at_once=watch.most_primaries,
+        slowest_check_ms=dict(sorted(watch.check_ms.items())),
+        watch_polls=watch.polls,
+        watch_error=watch.error,
+    )
+    assert watch.error is None, watch.error
+    assert watch.polls > 0
+    assert [name for name, count in lost.items() if count] == [], lost
+    assert acked == 0, watch.unprotected

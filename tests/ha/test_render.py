@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -10,8 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from punchclock_tools.cluster import patroni
 from punchclock_tools.cluster.layout import Layout, new_layout
-from punchclock_tools.cluster.render import render_all
+from punchclock_tools.cluster.render import dynamic_config, render_all
 
 
 @pytest.fixture
@@ -36,16 +38,54 @@ def test_every_port_is_distinct(layout: Layout) -> None:
 
 
 def test_patroni_config_keeps_acknowledged_commits_safe(layout: Layout) -> None:
-    """Patroni runs synchronous, failsafe, with pg_rewind and ttl 10, archiving through pgBackRest."""
+    """Patroni runs strictly synchronous, failsafe, pg_rewind, ttl 20 with slack, archiving through pgBackRest."""
     config = yaml.safe_load(Path(layout.nodes[1].patroni_config).read_text())
     dcs = config["bootstrap"]["dcs"]
-    assert (dcs["ttl"], dcs["synchronous_mode"], dcs["failsafe_mode"]) == (10, True, True)
-    assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]
+    assert (dcs["ttl"], dcs["synchronous_mode"], dcs["synchronous_mode_strict"], dcs["failsafe_mode"]) == (
+        20,
+        True,
+        True,
+        True,
+    )
+    assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"] - 2 * dcs["loop_wait"]
+    assert (dcs["primary_start_timeout"], dcs["check_timeline"]) == (0, True)
+    assert dcs["maximum_lag_on_failover"] > 1048576
+    parameters = dcs["postgresql"]["parameters"]
+    assert (parameters["wal_sender_timeout"], parameters["wal_receiver_status_interval"]) == ("5s", "1s")
+    assert "trust" not in " ".join(config["postgresql"]["pg_hba"])
+    assert "archive-get %f" in config["postgresql"]["recovery_conf"]["restore_command"]
     assert dcs["postgresql"]["use_pg_rewind"] is True
     assert dcs["postgresql"]["parameters"]["archive_mode"] == "on"
     command = config["postgresql"]["parameters"]["archive_command"]
     assert f"--pg1-path={shlex.quote(layout.nodes[1].data_dir)}" in command
     assert command.endswith('archive-push "%p"')
+
+
+def test_every_up_applies_the_dcs_settings(layout: Layout) -> None:
+    """What `up` PATCHes into a running cluster's DCS is the rendered bootstrap section, strict mode included."""
+    assert dynamic_config(layout)["synchronous_mode_strict"] is True
+    rendered = yaml.safe_load(Path(layout.nodes[0].patroni_config).read_text())
+    assert dynamic_config(layout) == rendered["bootstrap"]["dcs"]
+
+
+def test_patroni_runs_from_the_pinned_virtualenv(layout: Layout) -> None:
+    """supervisord starts the pinned PyPI Patroni, restarts it when it dies, and every pin carries a hash."""
+    config = Path(layout.supervisor["config"]).read_text()
+    assert f"{patroni.venv_dir()}/bin/patroni " in config or patroni.BIN_OVERRIDE in os.environ
+    assert f"patroni-{patroni.VERSION}" in str(patroni.venv_dir())
+    assert "/usr/bin/patroni " not in config
+    section = config.split("[program:pg1]")[1].split("[program:")[0]
+    assert "autorestart=true" in section
+    pins = [line for line in patroni.REQUIREMENTS.read_text().splitlines() if "==" in line]
+    assert f"patroni=={patroni.VERSION} \\" in pins
+    assert all(line.endswith(" \\") for line in pins)
+    assert patroni.REQUIREMENTS.read_text().count("--hash=sha256:") == len(pins)
+
+
+def test_etcd_compacts_its_history(layout: Layout) -> None:
+    """Every etcd member compacts old revisions, so its backend never reaches the space quota."""
+    config = Path(layout.supervisor["config"]).read_text()
+    assert config.count("--auto-compaction-mode periodic --auto-compaction-retention 1h") == 3
 
 
 def test_pgbackrest_config_lists_every_node(layout: Layout) -> None:

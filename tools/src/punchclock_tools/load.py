@@ -63,6 +63,10 @@ class Outcome:
             return 0.0
         return window[min(len(window) - 1, math.ceil(0.99 * len(window)) - 1)]
 
+    def first_ack_after(self, moment: float) -> float | None:
+        """Seconds from ``moment`` to the first acknowledgement after it (None if there was none)."""
+        return next((r.acked_at - moment for r in self.receipts if r.acked_at > moment), None)
+
     def failed_between(self, start: float, end: float) -> int:
         return sum(1 for failure in self.failures if start <= failure.at <= end)
 
@@ -95,7 +99,7 @@ class Load:
         rate: float = 100.0,
         max_seconds: float = 240.0,
         max_requests: int = 100_000,
-        timeout: float = 40.0,
+        timeout: float = 60.0,  # above the failover budget (40 s), so a held POST gets its 503, not a timeout
     ) -> None:
         self.url = url.rstrip("/")
         self.workers = workers
@@ -180,6 +184,29 @@ async def _stored(dsn: str, receipts: list[Receipt], since: str) -> tuple[dict[i
     finally:
         await conn.close()
     return {row["id"]: row["key"] for row in rows}, int(doubled), int(in_window)
+
+
+def lost_on(outcome: Outcome, dsns: dict[str, str], settle: float = 30.0) -> dict[str, int | None]:
+    """Acknowledged receipts missing (or under another key) on each node; None for a node that does not answer.
+
+    A replica has flushed what it confirmed but may not have replayed it yet: it gets ``settle`` seconds.
+    """
+    found: dict[str, int | None] = {}
+    for name, dsn in dsns.items():
+        deadline = time.monotonic() + settle
+        while True:
+            try:
+                stored, _, _ = asyncio.run(_stored(dsn, outcome.receipts, "-infinity"))
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                found[name] = None
+                break
+            found[name] = sum(
+                1 for r in outcome.receipts if r.id not in stored or (r.key is not None and stored[r.id] != r.key)
+            )
+            if found[name] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+    return found
 
 
 def verify(outcome: Outcome, dsn: str) -> Verdict:

@@ -13,7 +13,7 @@ from pathlib import Path
 from pcbackup.pgbackrest import PgBackRest
 from punchclock_tools.cluster import patroni, supervisor
 from punchclock_tools.cluster.layout import Layout, new_layout
-from punchclock_tools.cluster.render import render_all
+from punchclock_tools.cluster.render import dynamic_config, render_all
 from punchclock_tools.paths import REPO
 from punchclock_tools.postgres import Database
 
@@ -89,11 +89,14 @@ def up(
     else:
         layout = new_layout(state_dir, apps=apps, http_port=http_port)
         say(f"new cluster in {layout.state_dir}")
+    say(f"Patroni {patroni.VERSION} in {patroni.ensure_installed()}")
     render_all(layout)
     supervisor.start_daemon(layout)
     say("supervisord started etcd x3, Patroni x3 and HAProxy; waiting for a leader and a synchronous standby")
     patroni.wait(lambda: patroni.healthy(layout), timeout, "a leader, a synchronous standby and a replica")
     say(f"leader is {patroni.leader(layout)}")
+    # A reused cluster was bootstrapped with older settings: bring its DCS configuration up to the rendered one.
+    patroni.patch_config(layout, dynamic_config(layout))
     create_database(layout)
     stanza_create(layout)
     say(f"pgBackRest stanza {layout.stanza} ready")

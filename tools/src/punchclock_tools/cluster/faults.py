@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
+import hashlib
 import io
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import asyncpg
 
 from punchclock_tools.cluster import control, patroni, supervisor
 from punchclock_tools.cluster.layout import Layout
 from punchclock_tools.postgres import run_as_postgres
 
-NFT_TABLE = "punchclock_partition"
+NFT_TABLE = "punchclock_partition"  # plus a digest of the state directory: another cluster's heal() spares it
 
 
 def children_of(pid: int) -> list[int]:
@@ -54,6 +60,24 @@ class Cluster:
         db = self.layout.database
         return f"postgresql://{db['user']}:{db['password']}@127.0.0.1:{node.pg_port}/{db['name']}"
 
+    def node_dsn(self, name: str, database: str | None = None) -> str:
+        """The superuser's DSN of one node, bypassing HAProxy (replicas included)."""
+        node, db = self.layout.node(name), self.layout.database
+        return (
+            f"postgresql://{db['superuser']}:{db['superuser_password']}@127.0.0.1:{node.pg_port}/"
+            f"{database or db['name']}"
+        )
+
+    @contextlib.contextmanager
+    def sync_watch(self, interval: float = 0.1) -> Iterator[SyncWatch]:
+        """Poll every node's role and synchronous_standby_names (and HAProxy's check times) while the block runs."""
+        watch = SyncWatch(self, interval)
+        watch.start()
+        try:
+            yield watch
+        finally:
+            watch.stop()
+
     def pid(self, name: str) -> int | None:
         process = supervisor.processes(self.layout).get(name)
         return process.pid if process else None
@@ -67,17 +91,49 @@ class Cluster:
     def stop(self, *names: str) -> None:
         self.ctl("stop", *(supervisor.program(self.layout, name) for name in names))
 
+    def node_pids(self, name: str) -> list[int]:
+        """A node's Patroni, its postmaster and every child of the postmaster."""
+        postmaster = supervisor.postmaster_pid(self.layout.node(name).data_dir)
+        pids = [pid for pid in (self.pid(name), postmaster) if pid]
+        return pids + (children_of(postmaster) if postmaster else [])
+
     def kill_node(self, name: str) -> None:
-        """SIGKILL a node's Patroni and its whole PostgreSQL, as a crash of that machine would."""
-        node = self.layout.node(name)
-        postmaster = supervisor.postmaster_pid(node.data_dir)
-        victims = [pid for pid in (self.pid(name), postmaster) if pid]
-        if postmaster:
-            victims += children_of(postmaster)
+        """SIGKILL a node's Patroni and its whole PostgreSQL, as a crash of that machine would; it stays down.
+
+        supervisord restarts a Patroni that died, so the program is stopped right after the kill (a machine
+        that crashed does not come back within a second); ``start`` brings it back.
+        """
+        victims = self.node_pids(name)
         for pid in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        supervisor.ctl(self.layout, "stop", name, check=False)
         supervisor.wait_gone(victims, 10)
+
+    def freeze_node(self, name: str, stagger: float = 0.0) -> list[int]:
+        """SIGSTOP a node's postmaster and all its children, then (``stagger`` seconds later) its Patroni.
+
+        With a stagger longer than ``loop_wait``, Patroni's next cycle has read the DCS (it still holds the
+        leader key) and then blocks on a query to its frozen PostgreSQL when it is frozen itself: on SIGCONT
+        it carries on with that stale view and updates the leader key, the path on which Debian's 3.0.2
+        overwrote the key of the node promoted meanwhile. A machine stalled on I/O stops in that order.
+        """
+        pids = self.node_pids(name)
+        patroni_pid = self.pid(name)
+        for pid in pids:
+            if pid != patroni_pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGSTOP)
+        time.sleep(stagger)
+        if patroni_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(patroni_pid, signal.SIGSTOP)
+        return pids
+
+    def thaw(self, pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def pgbackrest(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run a pgBackRest command on the cluster's stanza as the postgres user."""
@@ -91,7 +147,7 @@ class Cluster:
         """``patronictl switchover`` from ``leader`` to its synchronous standby, as an operator would."""
         config = self.layout.node(leader).patroni_config
         subprocess.run(
-            ["patronictl", "-c", config, "switchover", "--leader", leader, "--force"],
+            [patroni.executable("patronictl"), "-c", config, "switchover", "--leader", leader, "--force"],
             check=True,
             capture_output=True,
             text=True,
@@ -166,6 +222,10 @@ class Cluster:
             lambda: self.balancer_servers().get(f"apps/{name}") == "UP", timeout, f"{name} UP in HAProxy", interval=0.1
         )
 
+    @property
+    def nft_table(self) -> str:
+        return f"{NFT_TABLE}_{hashlib.sha256(self.layout.state_dir.encode()).hexdigest()[:8]}"
+
     def partition(self, name: str) -> None:
         """Cut node ``name`` off from etcd and the other nodes (and them from it) with nftables.
 
@@ -179,7 +239,7 @@ class Cluster:
         other_ports = ", ".join(str(p) for n in others for p in (n.pg_port, n.rest_port))
         other_gids = ", ".join(str(n.gid) for n in others)
         rules = f"""
-table inet {NFT_TABLE} {{
+table inet {self.nft_table} {{
     chain output {{
         type filter hook output priority 0; policy accept;
         ct mark 0x70c drop
@@ -191,7 +251,7 @@ table inet {NFT_TABLE} {{
         subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True, timeout=10)
 
     def heal(self) -> None:
-        subprocess.run(["nft", "delete", "table", "inet", NFT_TABLE], capture_output=True, check=False, timeout=10)
+        subprocess.run(["nft", "delete", "table", "inet", self.nft_table], capture_output=True, check=False, timeout=10)
 
     def settle(self, timeout: float = 120) -> None:
         """Undo what a scenario left: lift partitions, start stopped programs, wait until all is healthy."""
@@ -203,6 +263,100 @@ table inet {NFT_TABLE} {{
         for app in self.layout.apps:
             self.wait_app_in_balancer(app.name, timeout)
         patroni.wait(lambda: control.http_ready(f"{self.url}/readyz"), timeout, "the balancer ready")
+
+
+@dataclass
+class SyncWatch:
+    """Every ``interval`` asks each node (own connection, 0.5 s timeout) whether it is a primary and whom it
+    names in ``synchronous_standby_names``; a primary naming nobody commits without a synchronous standby.
+
+    ``error`` is set if the watcher itself died. ``unprotected`` holds the windows (from the poll before to
+    the poll after) in which some primary had it empty; ``most_primaries`` is the largest number of nodes
+    that answered as primary in one poll (a resumed frozen leader counts until it is demoted); ``check_ms``
+    the slowest HAProxy health check seen per server.
+    """
+
+    cluster: Cluster
+    interval: float = 0.1
+    unprotected: list[tuple[float, float, str]] = field(default_factory=list)
+    most_primaries: int = 0
+    polls: int = 0
+    check_ms: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name="sync-watch", daemon=True)
+        self._thread.start()
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except Exception as error:  # kept for check_promise: a dead watcher must fail the scenario
+            self.error = repr(error)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(10)
+
+    def acked_unprotected(self, acked_at: list[float]) -> int:
+        """How many acknowledgements arrived while a primary had no synchronous standby."""
+        return sum(1 for at in acked_at if any(start <= at <= end for start, end, _ in self.unprotected))
+
+    def unprotected_seconds(self) -> float:
+        return sum(end - start for start, end, _ in self.unprotected)
+
+    async def _ask(self, name: str, conns: dict[str, asyncpg.Connection]) -> tuple[bool, str] | None:
+        try:
+            if name not in conns:
+                conns[name] = await asyncpg.connect(self.cluster.node_dsn(name, "postgres"), timeout=0.5)
+            row = await conns[name].fetchrow(
+                "SELECT pg_is_in_recovery() AS standby, current_setting('synchronous_standby_names') AS names",
+                timeout=0.5,
+            )
+            return (not row["standby"], row["names"]) if row else None
+        # InternalClientError: a query timed out mid-protocol and the connection is unusable; start afresh.
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError):
+            conn = conns.pop(name, None)
+            if conn is not None:
+                conn.terminate()
+            return None
+
+    def _sample_checks(self) -> None:
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            for row in self.cluster._stats():
+                if row.get("check_duration"):
+                    key = f"{row['pxname']}/{row['svname']}"
+                    self.check_ms[key] = max(self.check_ms.get(key, 0), int(row["check_duration"]))
+
+    async def _run(self) -> None:
+        conns: dict[str, asyncpg.Connection] = {}
+        names = [node.name for node in self.cluster.layout.nodes]
+        open_since: dict[str, float] = {}
+        last = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                answers = await asyncio.gather(*(self._ask(name, conns) for name in names))
+                now = time.monotonic()
+                primaries = [(n, a[1]) for n, a in zip(names, answers, strict=True) if a and a[0]]
+                self.most_primaries = max(self.most_primaries, len(primaries))
+                for name, answer in zip(names, answers, strict=True):
+                    empty = bool(answer and answer[0] and not answer[1].strip())
+                    if empty and name not in open_since:
+                        open_since[name] = last
+                    elif answer and not empty and name in open_since:
+                        self.unprotected.append((open_since.pop(name), now, name))
+                self.polls += 1
+                if self.polls % 5 == 0:
+                    await asyncio.to_thread(self._sample_checks)
+                last = now
+                await asyncio.sleep(self.interval)
+            self.unprotected += [(start, time.monotonic(), name) for name, start in open_since.items()]
+        finally:
+            for conn in conns.values():
+                conn.terminate()
 
 
 def wait_until(condition: object, timeout: float, what: str) -> float:

@@ -8,17 +8,22 @@ import shlex
 from pathlib import Path
 from string import Template
 
+import yaml
+
 from pcbackup import config as pgbackrest_conf
+from punchclock_tools.cluster import patroni
 from punchclock_tools.cluster.layout import Layout
 from punchclock_tools.paths import REPO
 from punchclock_tools.postgres import PG_BIN, chown_postgres
 
 TEMPLATES = REPO / "deploy" / "cluster" / "templates"  # the one home of each component's configuration
 
-# Failover timing (Patroni 3.0.2 accepts ttl 10; see docs/ha.md).
-TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 2, 4
+# Failover timing. Patroni 4.x raises any ttl below 20 to 20 (Config._validate_and_adjust_timeouts). Slack:
+# loop_wait + 2 * retry_timeout = 14 <= ttl - 6, so a leader whose etcd or PostgreSQL answers slowly for one
+# retry_timeout still refreshes its key well before it expires (3.0.2 ran 2 + 2 * 4 = 10 = ttl exactly).
+TTL, LOOP_WAIT, RETRY_TIMEOUT = 20, 2, 6
 DRAIN_DELAY_SECONDS = 2
-FAILOVER_BUDGET_SECONDS = 20  # above the slowest failover measured: a partitioned leader, ~15 s
+FAILOVER_BUDGET_SECONDS = 40  # slowest failover stall measured with ttl 20: 32.5 s (partition), + 25 % (docs/ha.md)
 
 
 def _template(name: str) -> Template:
@@ -52,6 +57,12 @@ def patroni_config(layout: Layout, name: str) -> str:
     )
 
 
+def dynamic_config(layout: Layout) -> dict[str, object]:
+    """The cluster-wide settings of the rendered bootstrap section, as ``up`` applies them to a running cluster."""
+    config = yaml.safe_load(patroni_config(layout, layout.nodes[0].name))
+    return dict(config["bootstrap"]["dcs"])
+
+
 def haproxy_config(layout: Layout) -> str:
     # Both listeners list every node; each picks its servers by the Patroni REST check in the template.
     db_servers = "\n".join(
@@ -83,6 +94,7 @@ def supervisord_config(layout: Layout) -> str:
         _template("patroni.program.tmpl").substitute(
             name=node.name,
             gid=node.gid,
+            patroni=patroni.executable("patroni"),
             config=node.patroni_config,
             node_dir=str(Path(node.data_dir).parent),
             log=node.log,
