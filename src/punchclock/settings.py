@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     writers: int = Field(default=2, ge=1, le=32, description="batches committed concurrently")
     pool_size: int = Field(default=4, ge=1, le=200)
 
-    failover_budget_seconds: Seconds = 20.0
+    # Above the slowest failover measured on the Patroni cluster (ttl 20): see docs/ha.md. Kubernetes sets its own.
+    failover_budget_seconds: Seconds = 40.0
     ready_timeout_seconds: Seconds = 1.0
     startup_wait_seconds: Seconds = 30.0
     drain_delay_seconds: Seconds = 0.0
