@@ -19,7 +19,14 @@ from punchclock_tools.ports import free_port
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:
     """Settings for a test service: quiet, quick to give up at start-up, and patient with a busy machine."""
-    values: dict[str, Any] = {"access_log": False, "startup_wait_seconds": 5, "failover_budget_seconds": 60}
+    # A read gets as long as a readiness check (5 s here, 1 s by default): a loaded machine (CI beside other
+    # suites) can take over a second to hand out a pooled connection after a burst of 1,000 POSTs.
+    values: dict[str, Any] = {
+        "access_log": False,
+        "startup_wait_seconds": 5,
+        "failover_budget_seconds": 60,
+        "ready_timeout_seconds": 5,
+    }
     return Settings(database_url=SecretStr(database_url), **{**values, **overrides})
 
 
