@@ -48,10 +48,12 @@ apt-packages: # the Debian packages make test installs, on one line (read by tes
 test-unit: dev ## the fast tests that need nothing but the package
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-lint: dev ## ruff and mypy
+lint: dev ## ruff, mypy, yamllint and ansible-lint
 	$(BIN)/ruff check src tools tests bench
 	$(BIN)/ruff format --check src tools tests bench
 	$(BIN)/mypy
+	$(BIN)/yamllint -s -c deploy/ansible/.yamllint deploy/ansible
+	cd deploy/ansible && PATH=$(CURDIR)/$(BIN):$$PATH ../../$(BIN)/ansible-lint --offline
 
 clean: ## remove the virtual environments and caches
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache
