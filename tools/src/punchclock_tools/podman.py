@@ -214,7 +214,7 @@ def copy_host_cas(target: Path) -> None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -223,7 +223,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def ensure_base_image(podman: Podman) -> str:
     """Return the local Python base image's name, making it first if it is not cached yet."""
-    with _locked(podman.root / "base-image.lock"):
+    with locked(podman.root / "base-image.lock"):
         ensure_rootfs_image(podman, ROOTFS_IMAGE)
         if not podman.has_image(BASE_IMAGE):
             with tempfile.TemporaryDirectory(prefix="punchclock-base-") as tmp:
@@ -239,7 +239,7 @@ def ensure_rootfs_image(
 ) -> bool:
     """Make image NAME from ``debootstrap --variant=minbase bookworm`` (apt's mirror, no downloaded .debs),
     changed by PREPARE(rootfs) before the import, unless it is cached (or REBUILD); True when it was made."""
-    with _locked(podman.root / "rootfs-image.lock"):
+    with locked(podman.root / "rootfs-image.lock"):
         if podman.has_image(name) and not rebuild:
             return False
         with tempfile.TemporaryDirectory(prefix="rootfs-build-", dir=podman.root, ignore_cleanup_errors=True) as tmp:
