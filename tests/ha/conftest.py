@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from punchclock_tools import timeline
-from punchclock_tools.cluster import control
-from punchclock_tools.cluster.faults import Cluster, SyncWatch
+from punchclock_tools.cluster import control, walfs
+from punchclock_tools.cluster.faults import Cluster
 from punchclock_tools.cluster.layout import Layout
+from punchclock_tools.cluster.watch import SyncWatch
 from punchclock_tools.load import Outcome, Verdict, lost_on
 
 FULL = os.environ.get("PUNCHCLOCK_HA_FULL") == "1"
@@ -47,7 +48,8 @@ def cluster() -> Iterator[Cluster]:
             keep = os.environ.get("PUNCHCLOCK_HA_KEEP_LOGS")
             if keep:
                 shutil.copytree(state / "log", Path(keep) / state.name, dirs_exist_ok=True)
-            control.down(state, purge=True)
+            control.down(state)
+            walfs.unmount_all(Layout.load(state))  # a WAL-disk-full scenario that failed before moving back
         shutil.rmtree(state, ignore_errors=True)
 
 

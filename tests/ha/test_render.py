@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from punchclock_tools.cluster import patroni
+from punchclock_tools.cluster import etcd, patroni
 from punchclock_tools.cluster.layout import Layout, new_layout
-from punchclock_tools.cluster.render import dynamic_config, render_all
+from punchclock_tools.cluster.render import dynamic_config, render_all, write_supervisord_config
 
 
 @pytest.fixture
@@ -106,3 +106,16 @@ def test_haproxy_accepts_its_config(layout: Layout) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert Path(layout.haproxy["config"]).read_text().count("on-marked-down shutdown-sessions") == 2
+
+
+def test_etcd_joins_as_new_only_before_the_cluster_formed(layout: Layout) -> None:
+    """Every member starts with --initial-cluster-state new until etcd first formed its cluster, and with
+    existing after, so a member that lost its data joins that cluster instead of bootstrapping another."""
+    first = Path(layout.supervisor["config"]).read_text()
+    assert first.count("--initial-cluster-state new") == len(layout.etcd)
+    assert etcd.mark_bootstrapped(layout) is True
+    assert etcd.mark_bootstrapped(layout) is False
+    write_supervisord_config(layout)
+    later = Path(layout.supervisor["config"]).read_text()
+    assert later.count("--initial-cluster-state existing") == len(layout.etcd)
+    assert Layout.load(layout.root).extra[etcd.BOOTSTRAPPED] is True

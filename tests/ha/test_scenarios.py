@@ -1,21 +1,22 @@
 """Failure scenarios on a real cluster under a steady load of POSTs: no acknowledged stamp is lost or doubled.
 
-`make test` runs the first scenario with a small load; `make test-ha` (PUNCHCLOCK_HA_FULL=1) runs all seven.
+`make test` runs the first scenario with a small load; `make test-ha` (PUNCHCLOCK_HA_FULL=1) runs them all.
 Each scenario starts from a healthy cluster and records its figures (see docs/ha.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 
 import httpx
 import pytest
 
-from punchclock_tools.cluster import patroni
+from punchclock_tools.cluster import etcd, patroni, walfs
 from punchclock_tools.cluster.faults import Cluster, wait_until
 from punchclock_tools.cluster.render import FAILOVER_BUDGET_SECONDS, LOOP_WAIT, RETRY_TIMEOUT, TTL
-from punchclock_tools.load import Load, verify
+from punchclock_tools.load import Failure, Load, verify
 from tests.ha.conftest import FULL, check_promise, record
 
 pytestmark = [pytest.mark.ha, pytest.mark.slow]
@@ -31,7 +32,8 @@ def test_killed_leader_fails_over_and_rejoins(settled: Cluster, report: dict[str
     # Given a healthy cluster under load
     cluster = settled
     old = cluster.wait_leader()
-    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+    load = Load(cluster.url, workers=WORKERS, rate=RATE)
+    with cluster.sync_watch() as watch, cluster.ready_watch() as ready, load.running():
         load.wait_acknowledged(30)
         # When the leader's Patroni and its whole PostgreSQL are SIGKILLed
         load.mark_event()
@@ -43,6 +45,8 @@ def test_killed_leader_fails_over_and_rejoins(settled: Cluster, report: dict[str
         time.sleep(AFTER_EVENT)
     # Then every acknowledged stamp is on the new leader, once
     verdict = verify(load.outcome, cluster.leader_dsn())
+    # And every instance's own /readyz answered 200 within the probe's timeout throughout, requests held meanwhile
+    held = load.outcome.held_then_acknowledged(killed_at)
     # And the old node, restarted, rejoins as a replica of the new leader
     restarted = time.monotonic()
     cluster.start(old)
@@ -56,8 +60,16 @@ def test_killed_leader_fails_over_and_rejoins(settled: Cluster, report: dict[str
         new_leader=new,
         failover_seconds=round(failover, 2),
         rejoin_seconds=round(rejoin, 1),
+        held_then_acknowledged=held,
+        readyz_probes=sum(ready.probes.values()),
+        readyz_not_ready=len(ready.not_ready),
+        readyz_slowest_ms=max(ready.slowest_ms.values(), default=0),
     )
     assert (verdict.lost, verdict.duplicates) == (0, 0)
+    assert held > 0
+    assert len(ready.probes) == len(cluster.layout.apps)
+    assert min(ready.probes.values()) > 0
+    assert ready.not_ready == [], ready.not_ready[:10]
     assert cluster.leader() == new
     assert all(f.status == 503 and f.retry_after for f in load.outcome.failures), load.outcome.failures[:5]
     check_promise(report, cluster, watch, load.outcome)
@@ -276,6 +288,8 @@ def test_partitioned_leader_loses_no_acknowledged_stamp(settled: Cluster, report
 
 
 FREEZE_SECONDS = TTL + 10  # Patroni frozen ttl + 7 s (after a 3 s stagger): another node is promoted meanwhile
+STAGGER_SECONDS = LOOP_WAIT + 1  # PostgreSQL frozen first, Patroni this much later (mid-cycle, see freeze_node)
+RESUME_WATCH_SECONDS = 15  # how long every node's /primary is watched after a resume
 
 
 @full_only
@@ -296,7 +310,7 @@ def test_frozen_leader_does_not_take_the_lock_back(
         # When the leader's Patroni, postmaster and every backend are frozen for longer than the ttl
         load.mark_event()
         frozen_at = time.monotonic()
-        frozen = cluster.freeze_node(old, stagger=LOOP_WAIT + 1)
+        frozen = cluster.freeze_node(old, stagger=STAGGER_SECONDS)
         try:
             new = cluster.wait_leader(other_than=old, timeout=FREEZE_SECONDS + 30)
             elected = time.monotonic() - frozen_at
@@ -347,6 +361,10 @@ def test_frozen_leader_does_not_take_the_lock_back(
     assert both == 0
 
 
+SECOND_KILL_SECONDS = 2  # the new leader is killed this long after it is promoted
+BACK_AFTER_SECONDS = 5  # both killed nodes come back this long after the second kill
+
+
 @full_only
 def test_new_leader_killed_right_after_promotion(settled: Cluster, report: dict[str, object]) -> None:
     """The leader is SIGKILLed, then the node promoted in its place 2 s after its promotion (before or just after
@@ -362,13 +380,13 @@ def test_new_leader_killed_right_after_promotion(settled: Cluster, report: dict[
         cluster.kill_node(first)
         second = cluster.wait_leader(other_than=first, timeout=90)
         promoted = time.monotonic() - killed_at
-        time.sleep(2)
+        time.sleep(SECOND_KILL_SECONDS)
         sync_at_kill = [m["name"] for m in patroni.members(cluster.layout) if m.get("role") == "sync_standby"]
         acked_by_second = sum(1 for r in load.outcome.receipts if r.acked_at > killed_at)
         cluster.kill_node(second)
         second_killed_at = time.monotonic()
         # And both machines come back 5 s later
-        time.sleep(5)
+        time.sleep(BACK_AFTER_SECONDS)
         cluster.start(first, second)
         third = cluster.wait_leader(timeout=120)
         wait_until(lambda: load.outcome.receipts[-1].acked_at > second_killed_at, 120, "writes to resume")
@@ -395,6 +413,9 @@ def test_new_leader_killed_right_after_promotion(settled: Cluster, report: dict[
     check_promise(report, cluster, watch, load.outcome)
 
 
+NO_STANDBY_SECONDS = FAILOVER_BUDGET_SECONDS + 5  # both replicas stay down past the failover budget
+
+
 @full_only
 def test_no_standby_left_holds_writes_then_503(settled: Cluster, report: dict[str, object]) -> None:
     """With both replicas down, strict synchronous mode acknowledges nothing: POSTs are held, then 503 with
@@ -410,7 +431,7 @@ def test_no_standby_left_holds_writes_then_503(settled: Cluster, report: dict[st
         cluster.kill_node(replicas[0])
         cluster.kill_node(replicas[1])
         down_at = time.monotonic()
-        time.sleep(FAILOVER_BUDGET_SECONDS + 5)
+        time.sleep(NO_STANDBY_SECONDS)
         back_at = time.monotonic()
         # And come back
         cluster.start(*replicas)
@@ -440,3 +461,317 @@ def test_no_standby_left_holds_writes_then_503(settled: Cluster, report: dict[st
     assert (verdict.lost, verdict.duplicates) == (0, 0)
     assert all(f.status == 503 and f.retry_after for f in load.outcome.failures), load.outcome.failures[:5]
     check_promise(report, cluster, watch, load.outcome)
+
+
+def only_503_with_retry_after(failures: list[Failure]) -> bool:
+    """Every failed POST was a 503 that says when to retry (with its key: the original receipt or one stamp)."""
+    return all(f.status == 503 and f.retry_after for f in failures)
+
+
+SYNC_FREEZE_SECONDS = 30
+
+
+@full_only
+def test_frozen_sync_standby_is_replaced(settled: Cluster, report: dict[str, object]) -> None:
+    """The synchronous standby's PostgreSQL frozen (SIGSTOP of its postmaster and children) for 30 s: the leader
+    drops it after wal_sender_timeout, Patroni names the other replica, writes resume without a failover;
+    resumed, it streams again. Nothing acknowledged is lost, no 201 without a synchronous standby."""
+    # Given a healthy cluster under load
+    cluster = settled
+    leader = cluster.wait_leader()
+    sync = cluster.sync_standby()
+    assert sync is not None
+    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+        load.wait_acknowledged(50)
+        # When the synchronous standby's PostgreSQL is frozen
+        load.mark_event()
+        frozen_at = time.monotonic()
+        frozen = cluster.freeze_postgres(sync)
+        try:
+            swapped = wait_until(lambda: cluster.sync_standby() not in (None, sync), 60, "another sync standby")
+            replacement = cluster.sync_standby()
+            load.wait_acknowledged(50, timeout=60)
+            acked_while_frozen = load.outcome.acknowledged_between(frozen_at, time.monotonic())
+            time.sleep(max(0.0, SYNC_FREEZE_SECONDS - (time.monotonic() - frozen_at)))
+            acked_while_frozen = load.outcome.acknowledged_between(frozen_at, time.monotonic())
+        finally:
+            # And then resumed
+            cluster.thaw(frozen)
+        resumed_at = time.monotonic()
+        streams_again = wait_until(lambda: cluster.node_is_replica(sync), 120, f"{sync} to stream again")
+        load.wait_acknowledged(50, timeout=60)
+        time.sleep(AFTER_EVENT)
+    # Then the leader never changed, writes went on through the other replica, and nothing is lost anywhere
+    verdict = verify(load.outcome, cluster.leader_dsn())
+    record(
+        report,
+        verdict,
+        load.outcome,
+        leader=leader,
+        frozen_standby=sync,
+        replacement_sync_standby=replacement,
+        sync_replaced_seconds=round(swapped, 2),
+        frozen_seconds=round(resumed_at - frozen_at, 1),
+        acked_while_frozen=acked_while_frozen,
+        streams_again_seconds=round(streams_again, 1),
+        leader_after=cluster.leader(),
+    )
+    assert (verdict.lost, verdict.duplicates) == (0, 0)
+    assert cluster.leader() == leader
+    assert replacement not in (None, sync)
+    assert acked_while_frozen > 0
+    assert only_503_with_retry_after(load.outcome.failures), load.outcome.failures[:5]
+    check_promise(report, cluster, watch, load.outcome)
+
+
+@full_only
+def test_frozen_patroni_alone_hands_over(settled: Cluster, report: dict[str, object]) -> None:
+    """Only the leader's Patroni frozen (SIGSTOP) past the ttl while its PostgreSQL runs on as a primary: the
+    synchronous standby is promoted once the key expires; the old primary can acknowledge nothing meanwhile
+    (its standby left it), and resumed, its Patroni finds the key taken and rejoins as a replica."""
+    # Given a healthy cluster under load
+    cluster = settled
+    old = cluster.wait_leader()
+    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+        load.wait_acknowledged(50)
+        # When the leader's Patroni alone is frozen for longer than the ttl
+        load.mark_event()
+        frozen_at = time.monotonic()
+        frozen = cluster.freeze_patroni(old)
+        try:
+            new = cluster.wait_leader(other_than=old, timeout=FREEZE_SECONDS + 30)
+            elected = time.monotonic() - frozen_at
+            time.sleep(max(0.0, FREEZE_SECONDS - (time.monotonic() - frozen_at)))
+            acked_by_new_leader = sum(1 for r in load.outcome.receipts if r.acked_at > frozen_at + elected)
+        finally:
+            # And then resumed
+            cluster.thaw(frozen)
+        after_resume = cluster.primaries_for(RESUME_WATCH_SECONDS, old=old)
+        with contextlib.suppress(TimeoutError):
+            load.wait_acknowledged(50, timeout=90)
+        time.sleep(AFTER_EVENT)
+    # Then the promoted node still leads, the old one rejoined, and every acknowledged stamp is on every node
+    verdict = verify(load.outcome, cluster.leader_dsn())
+    rejoin = -1.0
+    with contextlib.suppress(TimeoutError):
+        rejoin = wait_until(lambda: cluster.node_is_replica(old), 120, f"{old} to rejoin")
+    record(
+        report,
+        verdict,
+        load.outcome,
+        old_leader=old,
+        new_leader=new,
+        leader_after=cluster.leader(),
+        new_elected_seconds=round(elected, 2),
+        frozen_seconds=FREEZE_SECONDS,
+        acked_by_new_leader_during_freeze=acked_by_new_leader,
+        both_primary_seconds_after_resume=after_resume["both_primary_seconds"],
+        old_primary_after_resume_seconds=after_resume["old_primary_until"],
+        rejoin_seconds=round(rejoin, 1),
+    )
+    check_promise(report, cluster, watch, load.outcome)
+    assert (verdict.lost, verdict.duplicates) == (0, 0)
+    assert cluster.leader() == new
+    assert rejoin >= 0
+    assert only_503_with_retry_after(load.outcome.failures), load.outcome.failures[:5]
+
+
+WAL_FULL_SECONDS = 30  # the leader's WAL filesystem stays full this long after the first sign of it
+WAL_SIGN_SECONDS = 5  # the first sign: no acknowledgement for this long (or another leader)
+SEGMENT_SWITCH_SECONDS = 0.2  # pg_switch_wal() this often while it is full: WAL keeps coming
+
+
+@full_only
+def test_leader_wal_disk_full(settled: Cluster, report: dict[str, object]) -> None:
+    """The leader's pg_wal filesystem full (a small tmpfs of its own, filled by another file) under load: its
+    PostgreSQL PANICs and Patroni fails over to the synchronous standby; nothing is acknowledged without one,
+    nothing acknowledged is lost, and once space is freed the old leader rejoins by itself."""
+    cluster = settled
+    first = cluster.wait_leader()
+    moved: list[str] = []
+    try:
+        # Given both replicas' pg_wal on a small filesystem of its own, and a switchover onto one of them
+        for name in [node.name for node in cluster.layout.nodes if node.name != first]:
+            cluster.stop(name)
+            walfs.move_onto_small_fs(cluster.layout, name)
+            moved.append(name)
+            cluster.start(name)
+            cluster.settle()
+        cluster.switchover(first)
+        leader = cluster.wait_leader(other_than=first, timeout=60)
+        cluster.settle()
+        assert leader in moved
+        stop_switching = threading.Event()
+        switcher = threading.Thread(
+            target=walfs.switch_segments,
+            args=(cluster.node_dsn(leader, "postgres"), stop_switching, SEGMENT_SWITCH_SECONDS),
+            daemon=True,
+        )
+        with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+            load.wait_acknowledged(50)
+            # When its WAL filesystem is filled, and WAL keeps coming (stamps, plus a segment switch every 0.2 s)
+            load.mark_event()
+            full_at = time.monotonic()
+            filler = walfs.fill(cluster.layout, leader)
+            switcher.start()
+            try:
+                # (the first sign: no acknowledgement for 5 s, or another leader)
+                wait_until(
+                    lambda: (
+                        time.monotonic() - max(r.acked_at for r in load.outcome.receipts) > WAL_SIGN_SECONDS
+                        or cluster.leader() not in (leader, None)
+                    ),
+                    90,
+                    "writes to stop or the leader to change",
+                )
+                felt = time.monotonic() - full_at
+                time.sleep(WAL_FULL_SECONDS)
+                leader_while_full = cluster.leader()
+                acked_while_full = load.outcome.acknowledged_between(full_at, time.monotonic())
+            finally:
+                # And then space is freed
+                stop_switching.set()
+                walfs.free(cluster.layout, leader)
+            freed_at = time.monotonic()
+            wait_until(lambda: load.outcome.receipts[-1].acked_at > freed_at, 120, "writes to resume")
+            writes_back = load.outcome.first_ack_after(freed_at) or -1.0
+            load.wait_acknowledged(50, timeout=60)
+            time.sleep(AFTER_EVENT)
+        switcher.join(10)
+        cluster.settle()
+        verdict = verify(load.outcome, cluster.leader_dsn())
+        record(
+            report,
+            verdict,
+            load.outcome,
+            leader=leader,
+            wal_filesystem="tmpfs",
+            filler_mb=round(filler / 2**20, 1),
+            first_sign_seconds=round(felt, 1),
+            full_seconds=round(freed_at - full_at, 1),
+            leader_while_full=leader_while_full,
+            acked_while_full=acked_while_full,
+            writes_back_after_freeing_seconds=round(writes_back, 1),
+            leader_after=cluster.leader(),
+        )
+        assert (verdict.lost, verdict.duplicates) == (0, 0)
+        # PostgreSQL PANICs on ENOSPC; with primary_start_timeout 0 Patroni hands over instead of restarting it
+        assert leader_while_full not in (leader, None)
+        assert only_503_with_retry_after(load.outcome.failures), load.outcome.failures[:5]
+        check_promise(report, cluster, watch, load.outcome)
+    finally:
+        # Finally every node's pg_wal is back in its data directory and the small filesystems are gone
+        for name in moved:
+            cluster.stop(name)
+            walfs.move_back(cluster.layout, name)
+            cluster.start(name)
+            cluster.settle()
+
+
+@full_only
+def test_haproxy_restarted_under_load(settled: Cluster, report: dict[str, object]) -> None:
+    """HAProxy (both the public endpoint and the database router) restarted under load: the POSTs it had open or
+    refused fail on the client's side, every one of them safe to retry with its key; nothing acknowledged is lost
+    and no 201 goes out without a synchronous standby."""
+    # Given a healthy cluster under load
+    cluster = settled
+    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+        load.wait_acknowledged(50)
+        # When HAProxy is restarted (SIGTERM, then started again by supervisord)
+        load.mark_event()
+        restarted_at = time.monotonic()
+        refused = cluster.refused_during(cluster.layout.haproxy["http_port"], lambda: cluster.ctl("restart", "haproxy"))
+        restart = time.monotonic() - restarted_at
+        back = wait_until(lambda: cluster.readyz() == 200, 60, "the balancer to answer /readyz")
+        writes_back = load.outcome.first_ack_after(restarted_at) or -1.0
+        load.wait_acknowledged(50, timeout=60)
+        time.sleep(AFTER_EVENT)
+    # Then nothing acknowledged is lost; what failed never reached the balancer again or was a 503 to retry
+    verdict = verify(load.outcome, cluster.leader_dsn())
+    record(
+        report,
+        verdict,
+        load.outcome,
+        restart_seconds=round(restart, 2),
+        refused_seconds=round(refused, 3),
+        ready_again_seconds=round(restart + back, 2),
+        first_ack_after_restart_seconds=round(writes_back, 2),
+    )
+    assert (verdict.lost, verdict.duplicates) == (0, 0)
+    assert all(f.status is None or (f.status == 503 and f.retry_after) for f in load.outcome.failures), [
+        f for f in load.outcome.failures if f.status is not None
+    ][:5]
+    check_promise(report, cluster, watch, load.outcome)
+
+
+ETCD_CUT_SECONDS = TTL + 15
+
+
+@full_only
+def test_leader_cut_from_etcd_alone(settled: Cluster, report: dict[str, object]) -> None:
+    """The leader's node cut off from every etcd member and from nothing else (replication and the REST APIs of
+    its peers still flow) for longer than the ttl: failsafe mode keeps it leading and writing, never two
+    primaries, nothing acknowledged lost."""
+    # Given a healthy cluster under load
+    cluster = settled
+    old = cluster.wait_leader()
+    with cluster.sync_watch() as watch, Load(cluster.url, workers=WORKERS, rate=RATE).running() as load:
+        load.wait_acknowledged(50)
+        # When nftables drops the leader's traffic to etcd, and only that, for ttl + 15 s
+        load.mark_event()
+        cut_at = time.monotonic()
+        cluster.partition_from_etcd(old)
+        try:
+            during = cluster.primaries_for(ETCD_CUT_SECONDS, old=old)
+            healed_at = time.monotonic()
+            acked_during = load.outcome.acknowledged_between(cut_at, healed_at)
+            failed_during = load.outcome.failed_between(cut_at, healed_at)
+            leader_during = cluster.leader()
+        finally:
+            cluster.heal()
+        cluster.settle()
+        load.wait_acknowledged(50, timeout=60)
+        time.sleep(AFTER_EVENT)
+    # Then one primary at a time, and every acknowledged stamp on every node
+    verdict = verify(load.outcome, cluster.leader_dsn())
+    record(
+        report,
+        verdict,
+        load.outcome,
+        old_leader=old,
+        cut_seconds=round(healed_at - cut_at, 1),
+        both_primary_seconds=during["both_primary_seconds"],
+        primaries_seen=during["primaries_seen"],
+        old_primary_until_seconds=during["old_primary_until"],
+        leader_at_heal=leader_during,
+        acked_during_cut=acked_during,
+        failed_during_cut=failed_during,
+        leader_after=cluster.leader(),
+    )
+    assert (verdict.lost, verdict.duplicates) == (0, 0)
+    assert during["both_primary_seconds"] == 0
+    # failsafe mode: every member answers the leader's POST /failsafe, so it keeps its role and writes go on
+    assert leader_during == old
+    assert acked_during > 0
+    assert only_503_with_retry_after(load.outcome.failures), load.outcome.failures[:5]
+    check_promise(report, cluster, watch, load.outcome)
+
+
+@full_only
+def test_etcd_member_rejoins_after_losing_its_data(settled: Cluster) -> None:
+    """An etcd member whose data directory is lost rejoins the cluster that exists (removed, re-added, started
+    with --initial-cluster-state existing) rather than bootstrapping one of its own."""
+    # Given a cluster whose etcd has formed (cluster.json says so, and supervisord.conf renders `existing`)
+    cluster = settled
+    assert etcd.cluster_state(cluster.layout) == "existing"
+    victim = cluster.layout.etcd[-1]
+    before = etcd.members(cluster.layout)
+    # When a member loses its data and rejoins
+    etcd.rejoin(cluster.layout, victim.name)
+    # Then it is a started member under a new id, every member is healthy, and the database cluster is too
+    after = etcd.members(cluster.layout)
+    assert sorted(after) == sorted(before) == sorted(e.name for e in cluster.layout.etcd)
+    assert after[victim.name][0] != before[victim.name][0]
+    assert all(status == "started" for _, status in after.values())
+    assert all(etcd.healthy(cluster.layout).values())
+    cluster.settle()

@@ -26,6 +26,7 @@ class Receipt:
     key: str | None
     recorded_at: str
     acked_at: float
+    sent_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,13 @@ class Outcome:
     def first_ack_after(self, moment: float) -> float | None:
         """Seconds from ``moment`` to the first acknowledgement after it (None if there was none)."""
         return next((r.acked_at - moment for r in self.receipts if r.acked_at > moment), None)
+
+    def held_then_acknowledged(self, since: float, held: float = 1.0) -> int:
+        """POSTs sent from ``since`` on that waited more than ``held`` seconds and were then acknowledged."""
+        return sum(1 for r in self.receipts if r.sent_at >= since and r.acked_at - r.sent_at > held)
+
+    def acknowledged_between(self, start: float, end: float) -> int:
+        return sum(1 for r in self.receipts if start <= r.acked_at <= end)
 
     def failed_between(self, start: float, end: float) -> int:
         return sum(1 for failure in self.failures if start <= failure.at <= end)
@@ -161,7 +169,7 @@ class Load:
             self.outcome.latencies.append((start, time.monotonic() - start))
         if response.status_code == 201:
             body = response.json()
-            self.outcome.receipts.append(Receipt(body["id"], key, body["recorded_at"], time.monotonic()))
+            self.outcome.receipts.append(Receipt(body["id"], key, body["recorded_at"], time.monotonic(), start))
         else:
             self.outcome.failures.append(
                 Failure(

@@ -1,4 +1,5 @@
-"""Command line: ``punchclock-cluster up|status|down|start|stop`` (see ``--help``); make cluster-up runs it."""
+"""Command line: ``punchclock-cluster up|status|down|start|stop|etcd-rejoin`` (see ``--help``); make cluster-up
+runs it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from punchclock_tools.cluster import control, status, supervisor
+from punchclock_tools.cluster import control, etcd, status, supervisor
 from punchclock_tools.cluster.layout import Layout, state_dir_from_env
 from punchclock_tools.ports import port_is_free
 
@@ -41,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     for verb in ("start", "stop"):
         one = commands.add_parser(verb, help=f"{verb} one program (pg1, etcd2, app1, haproxy...)")
         one.add_argument("name")
+    rejoin = commands.add_parser("etcd-rejoin", help="re-add an etcd member that lost its data, and start it")
+    rejoin.add_argument("name")
     args = parser.parse_args(argv)
     state: Path = args.state.resolve()
 
@@ -55,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "status":
         info = status.collect(Layout.load(state))
         print(json.dumps(info, indent=2) if args.json else status.render(info))
+    elif args.command == "etcd-rejoin":
+        etcd.rejoin(Layout.load(state), args.name)
+        print(f"{args.name} rejoined etcd")
     else:
         layout = Layout.load(state)
         print(supervisor.ctl(layout, args.command, supervisor.program(layout, args.name)), end="")

@@ -11,9 +11,9 @@ import urllib.request
 from pathlib import Path
 
 from pcbackup.pgbackrest import PgBackRest
-from punchclock_tools.cluster import patroni, supervisor
+from punchclock_tools.cluster import etcd, patroni, supervisor
 from punchclock_tools.cluster.layout import Layout, new_layout
-from punchclock_tools.cluster.render import dynamic_config, render_all
+from punchclock_tools.cluster.render import dynamic_config, render_all, write_supervisord_config
 from punchclock_tools.paths import REPO
 from punchclock_tools.postgres import Database
 
@@ -95,6 +95,11 @@ def up(
     say("supervisord started etcd x3, Patroni x3 and HAProxy; waiting for a leader and a synchronous standby")
     patroni.wait(lambda: patroni.healthy(layout), timeout, "a leader, a synchronous standby and a replica")
     say(f"leader is {patroni.leader(layout)}")
+    if etcd.mark_bootstrapped(layout):
+        # From now on a member that starts without data joins this cluster (etcd-rejoin); the running
+        # supervisord keeps `new`, which the members ignore since their data directories are initialized.
+        write_supervisord_config(layout)
+        say("etcd formed its cluster: members that lose their data rejoin it with --initial-cluster-state existing")
     # A reused cluster was bootstrapped with older settings: bring its DCS configuration up to the rendered one.
     patroni.patch_config(layout, dynamic_config(layout))
     create_database(layout)

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import csv
 import hashlib
 import io
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-
-import asyncpg
 
 from punchclock_tools.cluster import control, patroni, supervisor
 from punchclock_tools.cluster.layout import Layout
+from punchclock_tools.cluster.watch import ReadyWatch, SyncWatch
 from punchclock_tools.postgres import run_as_postgres
 
 NFT_TABLE = "punchclock_partition"  # plus a digest of the state directory: another cluster's heal() spares it
@@ -72,6 +71,16 @@ class Cluster:
     def sync_watch(self, interval: float = 0.1) -> Iterator[SyncWatch]:
         """Poll every node's role and synchronous_standby_names (and HAProxy's check times) while the block runs."""
         watch = SyncWatch(self, interval)
+        watch.start()
+        try:
+            yield watch
+        finally:
+            watch.stop()
+
+    @contextlib.contextmanager
+    def ready_watch(self, interval: float = 0.25) -> Iterator[ReadyWatch]:
+        """Poll every instance's own /readyz (not through HAProxy), as a Kubernetes readiness probe would."""
+        watch = ReadyWatch([f"http://127.0.0.1:{app.port}" for app in self.layout.apps], interval)
         watch.start()
         try:
             yield watch
@@ -130,6 +139,23 @@ class Cluster:
                 os.kill(patroni_pid, signal.SIGSTOP)
         return pids
 
+    def freeze_postgres(self, name: str) -> list[int]:
+        """SIGSTOP a node's postmaster and every child of it; its Patroni runs on (and waits on it)."""
+        patroni_pid = self.pid(name)
+        pids = [pid for pid in self.node_pids(name) if pid != patroni_pid]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        return pids
+
+    def freeze_patroni(self, name: str) -> list[int]:
+        """SIGSTOP a node's Patroni alone; its PostgreSQL runs on, still a primary if it was one."""
+        pid = self.pid(name)
+        if pid is None:
+            raise RuntimeError(f"{name}'s Patroni is not running")
+        os.kill(pid, signal.SIGSTOP)
+        return [pid]
+
     def thaw(self, pids: list[int]) -> None:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
@@ -143,11 +169,13 @@ class Cluster:
     def kill_pid(self, pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
-    def switchover(self, leader: str) -> None:
-        """``patronictl switchover`` from ``leader`` to its synchronous standby, as an operator would."""
+    def switchover(self, leader: str, candidate: str | None = None) -> None:
+        """``patronictl switchover`` from ``leader`` to its synchronous standby (or ``candidate``, which must be
+        that standby in synchronous mode), as an operator would."""
         config = self.layout.node(leader).patroni_config
+        target = ["--candidate", candidate] if candidate else []
         subprocess.run(
-            [patroni.executable("patronictl"), "-c", config, "switchover", "--leader", leader, "--force"],
+            [patroni.executable("patronictl"), "-c", config, "switchover", "--leader", leader, *target, "--force"],
             check=True,
             capture_output=True,
             text=True,
@@ -192,6 +220,59 @@ class Cluster:
             "new_elected_seconds": round(elected, 2),
             "both_primary_seconds": round(both, 2),
         }
+
+    def sync_standby(self) -> str | None:
+        """The member Patroni lists as synchronous standby (None when it lists none)."""
+        return next((m["name"] for m in patroni.members(self.layout) if m.get("role") == "sync_standby"), None)
+
+    def primaries_for(self, seconds: float, old: str | None = None) -> dict[str, object]:
+        """Poll every node's /primary for ``seconds``: how long two nodes answered 200 at once, which nodes did,
+        and (with ``old``) when ``old`` last did, in seconds from the call (-1: never)."""
+        started = last = time.monotonic()
+        both, seen, old_until = 0.0, set(), -1.0
+        while (now := time.monotonic()) - started < seconds:
+            primaries = [node.name for node in self.layout.nodes if self.node_is_primary(node.name)]
+            seen.update(primaries)
+            both += (now - last) if len(primaries) > 1 else 0.0
+            if old in primaries:
+                old_until = now - started
+            last = now
+            time.sleep(0.1)
+        return {
+            "both_primary_seconds": round(both, 2),
+            "primaries_seen": sorted(seen),
+            "old_primary_until": round(old_until, 2),
+        }
+
+    def refused_during(self, port: int, action: Callable[[], object], interval: float = 0.01) -> float:
+        """Run ``action`` while connecting to 127.0.0.1:``port`` every ``interval``; return the longest time in
+        which every connection was refused (how long nothing listened there), in seconds."""
+        done = threading.Event()
+        gaps: list[float] = [0.0]
+
+        def probe() -> None:
+            refused_since: float | None = None
+            while not done.is_set():
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    if refused_since is not None:
+                        gaps.append(time.monotonic() - refused_since)
+                    refused_since = None
+                except OSError:
+                    refused_since = refused_since or time.monotonic()
+                time.sleep(interval)
+            if refused_since is not None:
+                gaps.append(time.monotonic() - refused_since)
+
+        thread = threading.Thread(target=probe, name="refused-during", daemon=True)
+        thread.start()
+        try:
+            action()
+            time.sleep(0.2)  # the listener may come back just after the action returns
+        finally:
+            done.set()
+            thread.join(5)
+        return max(gaps)
 
     def readyz(self) -> int:
         """The status of GET /readyz through the balancer (0 when nothing answers)."""
@@ -238,17 +319,30 @@ class Cluster:
         etcd_ports = ", ".join(str(e.client_port) for e in self.layout.etcd)
         other_ports = ", ".join(str(p) for n in others for p in (n.pg_port, n.rest_port))
         other_gids = ", ".join(str(n.gid) for n in others)
-        rules = f"""
-table inet {self.nft_table} {{
-    chain output {{
-        type filter hook output priority 0; policy accept;
+        self._nft(
+            f"""
         ct mark 0x70c drop
         meta skgid {node.gid} tcp dport {{ {etcd_ports}, {other_ports} }} drop
-        meta skgid {{ {other_gids} }} tcp dport {{ {node.pg_port}, {node.rest_port} }} ct mark set 0x70c drop
+        meta skgid {{ {other_gids} }} tcp dport {{ {node.pg_port}, {node.rest_port} }} ct mark set 0x70c drop"""
+        )
+
+    def partition_from_etcd(self, name: str) -> None:
+        """Cut node ``name``'s processes off from every etcd member, and from nothing else: replication, the
+        other nodes' REST APIs, HAProxy and the instances all still reach it (and it them). Its packets on
+        the connections it holds to etcd are dropped too, so those hang as they would behind a dead link."""
+        node = self.layout.node(name)
+        etcd_ports = ", ".join(str(e.client_port) for e in self.layout.etcd)
+        self._nft(f"\n        meta skgid {node.gid} tcp dport {{ {etcd_ports} }} drop")
+
+    def _nft(self, rules: str) -> None:
+        table = f"""
+table inet {self.nft_table} {{
+    chain output {{
+        type filter hook output priority 0; policy accept;{rules}
     }}
 }}
 """
-        subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True, timeout=10)
+        subprocess.run(["nft", "-f", "-"], input=table, text=True, check=True, timeout=10)
 
     def heal(self) -> None:
         subprocess.run(["nft", "delete", "table", "inet", self.nft_table], capture_output=True, check=False, timeout=10)
@@ -263,100 +357,6 @@ table inet {self.nft_table} {{
         for app in self.layout.apps:
             self.wait_app_in_balancer(app.name, timeout)
         patroni.wait(lambda: control.http_ready(f"{self.url}/readyz"), timeout, "the balancer ready")
-
-
-@dataclass
-class SyncWatch:
-    """Every ``interval`` asks each node (own connection, 0.5 s timeout) whether it is a primary and whom it
-    names in ``synchronous_standby_names``; a primary naming nobody commits without a synchronous standby.
-
-    ``error`` is set if the watcher itself died. ``unprotected`` holds the windows (from the poll before to
-    the poll after) in which some primary had it empty; ``most_primaries`` is the largest number of nodes
-    that answered as primary in one poll (a resumed frozen leader counts until it is demoted); ``check_ms``
-    the slowest HAProxy health check seen per server.
-    """
-
-    cluster: Cluster
-    interval: float = 0.1
-    unprotected: list[tuple[float, float, str]] = field(default_factory=list)
-    most_primaries: int = 0
-    polls: int = 0
-    check_ms: dict[str, int] = field(default_factory=dict)
-    error: str | None = None
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._main, name="sync-watch", daemon=True)
-        self._thread.start()
-
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._run())
-        except Exception as error:  # kept for check_promise: a dead watcher must fail the scenario
-            self.error = repr(error)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(10)
-
-    def acked_unprotected(self, acked_at: list[float]) -> int:
-        """How many acknowledgements arrived while a primary had no synchronous standby."""
-        return sum(1 for at in acked_at if any(start <= at <= end for start, end, _ in self.unprotected))
-
-    def unprotected_seconds(self) -> float:
-        return sum(end - start for start, end, _ in self.unprotected)
-
-    async def _ask(self, name: str, conns: dict[str, asyncpg.Connection]) -> tuple[bool, str] | None:
-        try:
-            if name not in conns:
-                conns[name] = await asyncpg.connect(self.cluster.node_dsn(name, "postgres"), timeout=0.5)
-            row = await conns[name].fetchrow(
-                "SELECT pg_is_in_recovery() AS standby, current_setting('synchronous_standby_names') AS names",
-                timeout=0.5,
-            )
-            return (not row["standby"], row["names"]) if row else None
-        # InternalClientError: a query timed out mid-protocol and the connection is unusable; start afresh.
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError):
-            conn = conns.pop(name, None)
-            if conn is not None:
-                conn.terminate()
-            return None
-
-    def _sample_checks(self) -> None:
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            for row in self.cluster._stats():
-                if row.get("check_duration"):
-                    key = f"{row['pxname']}/{row['svname']}"
-                    self.check_ms[key] = max(self.check_ms.get(key, 0), int(row["check_duration"]))
-
-    async def _run(self) -> None:
-        conns: dict[str, asyncpg.Connection] = {}
-        names = [node.name for node in self.cluster.layout.nodes]
-        open_since: dict[str, float] = {}
-        last = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                answers = await asyncio.gather(*(self._ask(name, conns) for name in names))
-                now = time.monotonic()
-                primaries = [(n, a[1]) for n, a in zip(names, answers, strict=True) if a and a[0]]
-                self.most_primaries = max(self.most_primaries, len(primaries))
-                for name, answer in zip(names, answers, strict=True):
-                    empty = bool(answer and answer[0] and not answer[1].strip())
-                    if empty and name not in open_since:
-                        open_since[name] = last
-                    elif answer and not empty and name in open_since:
-                        self.unprotected.append((open_since.pop(name), now, name))
-                self.polls += 1
-                if self.polls % 5 == 0:
-                    await asyncio.to_thread(self._sample_checks)
-                last = now
-                await asyncio.sleep(self.interval)
-            self.unprotected += [(start, time.monotonic(), name) for name, start in open_since.items()]
-        finally:
-            for conn in conns.values():
-                conn.terminate()
 
 
 def wait_until(condition: object, timeout: float, what: str) -> float:

@@ -11,7 +11,7 @@ from string import Template
 import yaml
 
 from pcbackup import config as pgbackrest_conf
-from punchclock_tools.cluster import patroni
+from punchclock_tools.cluster import etcd, patroni
 from punchclock_tools.cluster.layout import Layout
 from punchclock_tools.paths import REPO
 from punchclock_tools.postgres import PG_BIN, chown_postgres
@@ -86,9 +86,13 @@ def supervisord_config(layout: Layout) -> str:
     token = layout.extra.setdefault("etcd_token", f"punchclock-{secrets.token_hex(4)}")
     programs = [
         _template("etcd.program.tmpl").substitute(
-            vars(etcd), initial_cluster=initial_cluster, token=token, log_dir=log_dir
+            vars(member),
+            initial_cluster=initial_cluster,
+            token=token,
+            cluster_state=etcd.cluster_state(layout),
+            log_dir=log_dir,
         )
-        for etcd in layout.etcd
+        for member in layout.etcd
     ]
     programs += [
         _template("patroni.program.tmpl").substitute(
@@ -141,8 +145,8 @@ def render_all(layout: Layout) -> None:
     root = layout.root
     (root / "log").mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)  # postgres must reach its node directory inside
-    for etcd in layout.etcd:
-        Path(etcd.data_dir).parent.mkdir(parents=True, exist_ok=True)
+    for member in layout.etcd:
+        Path(member.data_dir).parent.mkdir(parents=True, exist_ok=True)
     for node in layout.nodes:
         node_dir = Path(node.data_dir).parent
         Path(node.socket_dir).mkdir(parents=True, exist_ok=True)
@@ -159,5 +163,11 @@ def render_all(layout: Layout) -> None:
         chown_postgres(path)
     chown_postgres(Path(layout.pgbackrest_config))
     _write(Path(layout.haproxy["config"]), haproxy_config(layout))
+    write_supervisord_config(layout)
+
+
+def write_supervisord_config(layout: Layout) -> None:
+    """supervisord.conf (and the layout, which it may add the etcd token to). A running supervisord keeps the
+    programs it read at its start until ``supervisorctl update`` replaces them."""
     _write(Path(layout.supervisor["config"]), supervisord_config(layout))
     layout.save()

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from punchclock.settings import Settings
 from punchclock_tools.cluster import control
+from punchclock_tools.cluster import patroni as patroni_module
 from punchclock_tools.cluster import render as cluster
 from punchclock_tools.cluster.layout import new_layout
 from punchclock_tools.paths import REPO
@@ -71,6 +72,58 @@ def _ha_load() -> dict[str, float]:
     raise LookupError("tests/ha/test_scenarios.py no longer sets WORKERS, RATE")
 
 
+def _scenario_timing() -> dict[str, float]:
+    """The scenarios' fault durations (``*_SECONDS = ...`` in tests/ha/test_scenarios.py, such as ``TTL + 10``),
+    evaluated against the cluster's timing without importing the test module."""
+    names = {
+        "TTL": cluster.TTL,
+        "LOOP_WAIT": cluster.LOOP_WAIT,
+        "RETRY_TIMEOUT": cluster.RETRY_TIMEOUT,
+        "FAILOVER_BUDGET_SECONDS": cluster.FAILOVER_BUDGET_SECONDS,
+    }
+    found: dict[str, float] = {}
+    tree = ast.parse((REPO / "tests/ha/test_scenarios.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name.endswith("_SECONDS"):
+                code = compile(ast.Expression(node.value), "test_scenarios.py", "eval")
+                # Only arithmetic on the names above: no builtins, no other globals.
+                found[name.lower()] = eval(code, {"__builtins__": {}}, names)  # noqa: S307
+    return found
+
+
+def _patroni_settings() -> dict[str, Any]:
+    """The outage-related settings of a rendered Patroni configuration (deploy/cluster/templates/patroni.yml.tmpl)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        layout = new_layout(Path(scratch), apps=1)
+        rendered = yaml.safe_load(cluster.patroni_config(layout, layout.nodes[0].name))
+    dcs = rendered["bootstrap"]["dcs"]
+    parameters = dcs["postgresql"]["parameters"]
+    return {
+        "maximum_lag_on_failover_mb": dcs["maximum_lag_on_failover"] // 2**20,
+        "maximum_lag_on_syncnode_mb": dcs["maximum_lag_on_syncnode"] // 2**20,
+        "primary_start_timeout": dcs["primary_start_timeout"],
+        "wal_sender_timeout": parameters["wal_sender_timeout"],
+        "wal_receiver_status_interval": parameters["wal_receiver_status_interval"],
+        "max_slot_wal_keep_size": parameters["max_slot_wal_keep_size"],
+        "max_connections": parameters["max_connections"],
+    }
+
+
+def _haproxy_timeouts(text: str) -> dict[str, str]:
+    """HAProxy's check timeout and the database listeners' idle timeouts (deploy/cluster/templates/haproxy.cfg.tmpl)."""
+    db_write = text.split("listen db_write", 1)[1].split("\nlisten ", 1)[0]
+    return {
+        "check_timeout": re.search(r"timeout check (\S+)", text)[1],  # type: ignore[index]
+        "db_idle_timeout": re.search(r"timeout client (\S+)", db_write)[1],  # type: ignore[index]
+    }
+
+
+def _etcd_compaction(text: str) -> str:
+    return re.search(r"--auto-compaction-retention (\S+)", text)[1]  # type: ignore[index]
+
+
 def configured() -> dict[str, Any]:
     """Every configured value the docs quote, by area."""
     defaults = {
@@ -94,8 +147,15 @@ def configured() -> dict[str, Any]:
             **_counts(),
             "archive_timeout_seconds": int(re.search(r"archive_timeout: (\d+)s", patroni)[1]),  # type: ignore[index]
             **_haproxy_checks((REPO / "deploy/cluster/templates/haproxy.cfg.tmpl").read_text()),
+            **_haproxy_timeouts((REPO / "deploy/cluster/templates/haproxy.cfg.tmpl").read_text()),
+            "etcd_compaction_retention": _etcd_compaction(
+                (REPO / "deploy/cluster/templates/etcd.program.tmpl").read_text()
+            ),
+            "patroni_version": patroni_module.VERSION,
+            **_patroni_settings(),
         },
         "ha_load": _ha_load(),
+        "ha_timing": _scenario_timing(),
         "pgbackrest": {  # deploy/backup/pgbackrest.conf.tmpl (local) and pgbackrest-s3.conf.sample (production)
             "local_full": int(local["repo1-retention-full"]),
             "local_diff": int(local["repo1-retention-diff"]),
