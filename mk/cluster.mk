@@ -16,7 +16,7 @@ cluster-status: dev ## print the leader, replication state, instance health and 
 cluster-down: dev ## stop every process of the local cluster (data stays in .state/cluster)
 	$(CLUSTER) down
 
-test-ha: dev ## run every failure scenario against a real cluster (~15 min; logs and a PNG per scenario in .state/ha-logs)
+test-ha: dev ## run every failure scenario against a real cluster (tens of minutes; logs and a PNG per scenario in .state/ha-logs)
 	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))
 	mkdir -p .state && rm -f .state/ha-report.jsonl
 	PUNCHCLOCK_HA_FULL=1 PUNCHCLOCK_HA_REPORT=$(CURDIR)/.state/ha-report.jsonl \
