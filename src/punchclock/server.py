@@ -1,4 +1,5 @@
-"""Serving punchclock with uvicorn (uvloop + httptools), draining gracefully on SIGTERM.
+"""Serving punchclock with uvicorn (uvloop + httptools, with the limits of ``punchclock.edge``), draining
+gracefully on SIGTERM.
 
 On the first SIGTERM or SIGINT, ``/readyz`` turns 503 at once while the server keeps answering for
 ``drain_delay_seconds``, long enough for load balancers to stop sending new requests. Then it stops
@@ -19,6 +20,7 @@ import structlog
 import uvicorn
 
 from punchclock.app import create_app
+from punchclock.edge import EdgeLimits, protocol_for
 from punchclock.lifecycle import Lifecycle
 from punchclock.settings import Settings
 
@@ -65,7 +67,16 @@ def _config(settings: Settings, lifecycle: Lifecycle) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=protocol_for(
+            EdgeLimits(
+                max_header_bytes=settings.max_header_bytes,
+                max_headers=settings.max_headers,
+                header_timeout=settings.header_timeout_seconds,
+                body_timeout=settings.body_timeout_seconds,
+                max_connections=settings.max_connections,
+            )
+        ),  # httptools with the edge's limits
+        ws="none",  # no route speaks WebSocket; an Upgrade header gets a plain HTTP answer
         lifespan="on",
         access_log=False,  # punchclock writes its own access line per request
         log_config=None,  # logging is configured by punchclock.logs

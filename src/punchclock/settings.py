@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     drain_seconds: Seconds = 10.0
     keepalive_seconds: int = Field(default=65, ge=1)
     max_body_bytes: int = Field(default=1024, ge=0)
+    # Limits at the edge of the instance (punchclock.edge): what one client can hold of it.
+    max_header_bytes: int = Field(default=16_384, ge=1024, description="request line plus headers, else 431")
+    max_headers: int = Field(default=100, ge=1, description="header fields in one request, else 431")
+    header_timeout_seconds: float = Field(default=10.0, gt=0, description="to receive a request's headers")
+    body_timeout_seconds: float = Field(default=10.0, gt=0, description="to receive its body after the headers")
+    max_connections: int = Field(default=1000, ge=1, description="open connections before 503 + Retry-After")
     migrate_on_start: bool | None = None
 
     access_log: bool = True
