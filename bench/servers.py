@@ -1,12 +1,17 @@
-"""uvicorn against granian serving the same punchclock app: ``POST /app`` throughput, alternating in one run.
+"""The HTTP server under punchclock, compared on ``POST /app`` in one run, alternating.
+
+``uvicorn`` is ``punchclock serve`` (uvicorn, uvloop, httptools with the limits of ``punchclock.edge``);
+``httptools`` is uvicorn's own httptools protocol without those limits (their cost); ``granian`` is granian
+serving the same app.
 
     .tools/bin/uv pip install --python .venv/bin/python --target /tmp/granian-site granian==2.8.7
     BENCH_GRANIAN_SITE=/tmp/granian-site .venv/bin/python -m bench.servers [ROUNDS] [SECONDS]
 
 granian is not a dependency of punchclock (issue 11 and 15 chose uvicorn by this run), so it is installed
-aside and put on ``PYTHONPATH`` for the granian runs only. Both servers serve SQLite in development mode from
-a fresh file each run, one process, 64 wrk connections; rounds alternate (uvicorn, granian, uvicorn, ...) so
-the load of a busy machine falls on both alike. Only the ratio within one run means anything.
+aside and put on ``PYTHONPATH`` for the granian runs only. Each serves SQLite in development mode from
+a fresh file each run, one process, 64 wrk connections; rounds alternate their order so the load of a busy
+machine falls on all alike. Only ratios within one run mean anything, and on a loaded machine CPU per request
+more than requests per second: a server with more threads than another gets more of a contended CPU.
 """
 
 from __future__ import annotations
@@ -59,6 +64,14 @@ def _one(server: str, workdir: Path, seconds: int, n: int) -> tuple[float, float
     env = _env(db, port)
     if server == "uvicorn":
         argv = [sys.executable, "-m", "punchclock", "serve"]
+    elif server == "httptools":
+        # uvicorn's own httptools protocol, without punchclock.edge's limits: what the limits cost.
+        argv = [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--loop", "uvloop", "--http", "httptools", "--ws", "none", "--no-access-log", "--log-level"]
+        argv += ["warning", "bench.servers:granian_app"]
+        import subprocess
+
+        subprocess.run([sys.executable, "-m", "punchclock", "migrate"], env=env, check=True, capture_output=True)
     else:
         env["PYTHONPATH"] = os.pathsep.join([os.environ["BENCH_GRANIAN_SITE"], str(REPO)])
         argv = [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", "127.0.0.1"]
@@ -90,20 +103,23 @@ def main(argv: list[str]) -> int:
     if "BENCH_GRANIAN_SITE" not in os.environ:
         print(__doc__, file=sys.stderr)
         return 2
-    rates: dict[str, list[float]] = {"uvicorn": [], "granian": []}
-    cpu: dict[str, list[float]] = {"uvicorn": [], "granian": []}
+    servers = ["uvicorn", "granian", "httptools"]
+    rates: dict[str, list[float]] = {server: [] for server in servers}
+    cpu: dict[str, list[float]] = {server: [] for server in servers}
     with tempfile.TemporaryDirectory(prefix="bench-servers-") as tmp:
         for n in range(rounds):
-            for server in ("uvicorn", "granian") if n % 2 == 0 else ("granian", "uvicorn"):
+            for server in servers if n % 2 == 0 else reversed(servers):
                 rate, us = _one(server, Path(tmp), seconds, n)
                 rates[server].append(rate)
                 cpu[server].append(us)
                 print(f"round {n + 1} {server}: {rate:,.0f} POST/s, {us:,.0f} us CPU per request", flush=True)
     median = {server: statistics.median(values) for server, values in rates.items()}
-    print(f"median uvicorn {median['uvicorn']:,.0f}/s, granian {median['granian']:,.0f}/s, ", end="")
-    print(f"granian/uvicorn {median['granian'] / median['uvicorn']:.2f}")
     per = {server: statistics.median(values) for server, values in cpu.items()}
-    print(f"median CPU per request: uvicorn {per['uvicorn']:,.0f} us, granian {per['granian']:,.0f} us")
+    for server in servers:
+        print(
+            f"{server}: median {median[server]:,.0f} POST/s ({median[server] / median['uvicorn']:.2f}x serve), "
+            f"{per[server]:,.0f} us CPU per request ({per[server] / per['uvicorn']:.2f}x)"
+        )
     return 0
 
 

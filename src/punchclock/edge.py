@@ -165,9 +165,13 @@ class EdgeProtocol(HttpToolsProtocol):
         log.warning("request refused at the edge", status=status, reason=detail, client=self.client)
         cycle = self.cycle
         # Bytes written now would land inside a response being written, or ahead of one still due.
-        busy = bool(self.pipeline) or (
-            cycle is not None and not cycle.response_complete and (self._phase != self._BODY or cycle.response_started)
-        )
+        if cycle is None:
+            busy = False
+        elif self._phase == self._BODY:  # this request's cycle: answered already, or not yet
+            busy = cycle.response_started
+        else:  # a new request's headers: the previous response must be out
+            busy = not cycle.response_complete
+        busy = busy or bool(self.pipeline)
         if self._phase == self._BODY and self.cycle is not None:
             self.cycle.disconnected = True  # the app's later sends are dropped; its receive sees a disconnect
         if not busy:
