@@ -177,11 +177,6 @@ def test_a_body_not_finished_in_time_is_408(instance: Instance) -> None:
     instance.assert_still_serves()
 
 
-@pytest.mark.xfail(
-    reason="POST /app's body drain (api/stamps.py _drain) takes http.disconnect for the end of the body and "
-    "records the stamp of a request whose body never arrived",
-    strict=True,
-)
 def test_a_body_not_finished_in_time_records_nothing(instance: Instance) -> None:
     """The body timeout's request leaves no stamp."""
     before = instance.stamps()

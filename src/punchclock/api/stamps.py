@@ -99,6 +99,10 @@ def parse_limit(raw: str | None) -> int:
     return int(raw)
 
 
+class _ClientGone(Exception):
+    """The connection closed before the request's body was complete."""
+
+
 class StampsAPI:
     def __init__(self, writer: Writer, store: Store, settings: Settings, clock: Callable[[], datetime]) -> None:
         self.writer = writer
@@ -134,6 +138,8 @@ class StampsAPI:
                 key = generated = uuid.uuid4().hex
             await self._drain(scope, receive)
             stored = await self.writer.record(NewStamp(key, received_at))
+        except _ClientGone:
+            return  # the client left before its request was complete: nothing is recorded, nobody to answer
         except PunchclockError as exc:
             response = await problems.punchclock_error(Request(scope), exc)
             await self._with_generated_key(response, exc.status, generated)(scope, receive, send)
@@ -171,6 +177,8 @@ class StampsAPI:
         more = True
         while more:
             message = await receive()
+            if message["type"] == "http.disconnect":  # gone mid-body, or its body timed out: not a request
+                raise _ClientGone
             if message["type"] != "http.request":
                 break
             received += len(message.get("body", b""))
