@@ -36,7 +36,7 @@ manifests: dev ## render every Kustomize overlay to .state/k8s/<overlay>.yaml (M
 	for overlay in dev prod recovery; do $(BIN)/kubectl kustomize deploy/kubernetes/overlays/$$overlay > $(MANIFESTS_OUT)/$$overlay.yaml; done
 	@echo "rendered into $(MANIFESTS_OUT)/"
 
-prometheus-rule: dev ## regenerate the PrometheusRule manifest from deploy/monitoring/rules/punchclock.yml
+prometheus-rule: dev ## regenerate the PrometheusRule manifest from deploy/monitoring/rules/punchclock.yml and slo.yml
 	$(BIN)/python -m punchclock_tools.manifests prometheusrule
 
 lint-deploy: dev $(CHECKOV) ## hadolint, promtool and the offline manifest checks (kubernetes-validate, CRD schemas, checkov)

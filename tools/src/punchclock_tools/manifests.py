@@ -18,7 +18,9 @@ import yaml
 from punchclock_tools.paths import REPO
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
-RULES = REPO / "deploy" / "monitoring" / "rules" / "punchclock.yml"
+# The rule files whose groups the PrometheusRule carries: the service and its SLOs. database.yml watches Patroni,
+# etcd and HAProxy, which the Kubernetes deployment (CloudNativePG) does not run, so it stays out.
+RULE_FILES = tuple(REPO / "deploy" / "monitoring" / "rules" / name for name in ("punchclock.yml", "slo.yml"))
 PROMETHEUS_RULE = KUBERNETES / "base" / "monitoring" / "prometheusrule.yaml"
 OVERLAYS = ("dev", "prod", "recovery")
 
@@ -80,8 +82,8 @@ def pod_specs(manifests: list[Manifest]) -> list[tuple[str, Manifest]]:
 
 
 def prometheus_rule() -> Manifest:
-    """The PrometheusRule object carrying exactly the groups of deploy/monitoring/rules/punchclock.yml."""
-    groups = yaml.safe_load(RULES.read_text())["groups"]
+    """The PrometheusRule object carrying exactly the groups of RULE_FILES, in order."""
+    groups = [group for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]]
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
@@ -107,8 +109,8 @@ _BlockDumper.add_representer(str, _str)
 
 def prometheus_rule_text() -> str:
     header = (
-        "# Generated from deploy/monitoring/rules/punchclock.yml by `make prometheus-rule`; edit the rules file,\n"
-        "# not this one (a test fails when they differ).\n"
+        "# Generated from deploy/monitoring/rules/punchclock.yml and slo.yml by `make prometheus-rule`; edit the\n"
+        "# rule files, not this one (a test fails when they differ).\n"
     )
     return header + yaml.dump(prometheus_rule(), Dumper=_BlockDumper, sort_keys=False, width=110)
 
