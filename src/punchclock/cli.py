@@ -38,7 +38,11 @@ def _parser() -> argparse.ArgumentParser:
         help="copy the SQLite database consistently while it is in use",
         description="Copy the embedded SQLite database to PATH with SQLite's online backup API.",
     )
-    backup_cmd.add_argument("path", type=Path, help="the new backup file")
+    backup_cmd.add_argument("path", type=Path, nargs="?", help="the new backup file (or --dir)")
+    backup_cmd.add_argument(
+        "--dir", type=Path, help="scheduled form: write punchclock-<UTC time>.db into this directory and rotate"
+    )
+    backup_cmd.add_argument("--keep", type=int, default=14, help="with --dir: how many backups to keep (default 14)")
     restore_cmd = commands.add_parser(
         "restore",
         help="replace the SQLite database with a backup (service stopped)",
@@ -84,7 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "migrate":
             applied = asyncio.run(_migrate(settings))
             log.info("schema up to date", applied=applied, database=redact(settings.dsn))
+        elif args.command == "backup" and args.dir:
+            path, count, removed = sqlite_backup.scheduled(_sqlite_path(settings), args.dir, keep=args.keep)
+            log.info("backup written", path=str(path), stamps=count, rotated_out=[str(p) for p in removed])
         elif args.command == "backup":
+            if args.path is None:
+                raise PunchclockError("name the backup file, or a directory with --dir")
             count = sqlite_backup.backup(_sqlite_path(settings), args.path)
             log.info("backup written", path=str(args.path), stamps=count)
         elif args.command == "restore":

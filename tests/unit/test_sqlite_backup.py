@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
+import stat
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,3 +83,80 @@ async def test_a_bad_backup_is_reported_and_nothing_is_restored(tmp_path: Path, 
     with pytest.raises(sqlite_backup.BackupError):
         sqlite_backup.restore(bad, target)
     assert not target.exists()
+
+
+def test_backup_fsyncs_the_directory_after_the_rename(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Given a backup, then after the file is renamed into place its directory is fsynced, so the rename is durable."""
+    database = tmp_path / "live.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE stamps (id INTEGER PRIMARY KEY, key TEXT, recorded_at TEXT)")
+    target_dir = tmp_path / "backups"
+    target_dir.mkdir()
+    synced: list[tuple[str, bool]] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+        synced.append(("dir" if is_dir else "file", (target_dir / "copy.db").exists()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    sqlite_backup.backup(database, target_dir / "copy.db")
+    assert synced[-1] == ("dir", True)  # the last fsync is the directory's, once the final name exists
+
+
+def test_scheduled_backups_rotate_keeping_the_newest(tmp_path: Path) -> None:
+    """Given five scheduled backups with keep=3, then the three newest remain, under time-ordered names."""
+    database = tmp_path / "live.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("CREATE TABLE stamps (id INTEGER PRIMARY KEY, key TEXT, recorded_at TEXT)")
+    (tmp_path / "backups").mkdir()
+    (tmp_path / "backups" / "mine.txt").write_text("not a backup")
+    made = [
+        sqlite_backup.scheduled(database, tmp_path / "backups", keep=3, now=datetime(2026, 11, 27, 10, n, tzinfo=UTC))[
+            0
+        ]
+        for n in range(5)
+    ]
+    left = sorted(p.name for p in (tmp_path / "backups").iterdir())
+    assert left == sorted([p.name for p in made[2:]] + ["mine.txt"])
+
+
+def test_backups_under_concurrent_writes_are_consistent(tmp_path: Path) -> None:
+    """Given a writer committing stamps without pause, when backups run meanwhile, then every backup is intact and
+    holds a prefix of the stamps (no torn copy), and the counts never go backwards."""
+    database = tmp_path / "live.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE stamps (id INTEGER PRIMARY KEY, key TEXT NOT NULL, recorded_at TEXT NOT NULL)")
+    stop = threading.Event()
+    written = [0]
+
+    def writer() -> None:
+        with contextlib.closing(sqlite3.connect(database, timeout=30)) as conn:
+            while not stop.is_set():
+                with conn:
+                    conn.executemany(
+                        "INSERT INTO stamps (key, recorded_at) VALUES (?, ?)",
+                        [(f"k{written[0]}-{n}", datetime.now(UTC).isoformat()) for n in range(50)],
+                    )
+                written[0] += 1
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        counts = []
+        for n in range(5):
+            _, count, _ = sqlite_backup.scheduled(database, tmp_path / "backups", keep=10)
+            counts.append(count)
+            time.sleep(0.05 * n)
+    finally:
+        stop.set()
+        thread.join()
+    files = sorted((tmp_path / "backups").glob("punchclock-*.db"))
+    for path in files:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            ids = [row[0] for row in conn.execute("SELECT id FROM stamps ORDER BY id")]
+        assert ids == list(range(1, len(ids) + 1))  # a whole prefix: every transaction in or out entirely
+        assert len(ids) % 50 == 0
+    assert (counts == sorted(counts), len(files), counts[-1] > 0) == (True, 5, True)

@@ -30,6 +30,7 @@ class ArchiveLag:
     seconds_since_archived: float
     archive_timeout_seconds: int
     failed_count: int
+    ready_segments: int = 0  # segments waiting for archive_command: the backlog
 
     @property
     def unarchived_bytes(self) -> int:
@@ -47,12 +48,13 @@ def measure(primary: Database) -> ArchiveLag:
         "SELECT pg_current_wal_lsn(), pg_walfile_name(pg_current_wal_lsn()),"
         " coalesce((SELECT min(name) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'"
         "           AND length(name) = 30), ''),"
+        " (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready' AND length(name) = 30),"
         " coalesce(extract(epoch FROM last_archived_time), 0), current_setting('wal_segment_size'),"
         " extract(epoch FROM current_setting('archive_timeout')::interval), failed_count FROM pg_stat_archiver"
     ).split("\t")
-    lsn, current_wal, oldest_ready, archived_at, segment, timeout, failed = row
+    lsn, current_wal, oldest_ready, ready, archived_at, segment, timeout, failed = row
     size = int(segment.removesuffix("MB")) * 1024 * 1024
     first_unarchived = oldest_ready[:WAL_SEGMENT_NAME] or current_wal
     archived = segment_end(first_unarchived, size) - size
     since = time.time() - float(archived_at) if float(archived_at) else float("inf")
-    return ArchiveLag(parse_lsn(lsn), archived, since, int(float(timeout)), int(failed))
+    return ArchiveLag(parse_lsn(lsn), archived, since, int(float(timeout)), int(failed), int(ready))

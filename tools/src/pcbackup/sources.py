@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pcbackup.config import Node, write_config
+from pcbackup.config import INCLUDE_DIR, Node, write_config
 from pcbackup.errors import BackupError
 from pcbackup.pgbackrest import PgBackRest
 from punchclock_tools import postgres
@@ -94,7 +94,12 @@ def load_config(config: Path, app_url: str | None = None, database: str = "punch
 def standalone(work_dir: Path) -> Iterator[Source]:
     """A private PostgreSQL 15 server archiving into its own repository under ``work_dir``."""
     config = work_dir / "pgbackrest" / "pgbackrest.conf"
-    archive_command = f"'pgbackrest --config={config} --stanza=punchclock archive-push \"%p\"'"
+    # The include path carries repo2's cipher pass (conf.d/secrets.conf): archive_command must name it, since
+    # pgBackRest reads an include path given beside --config only when it is named.
+    archive_command = (
+        f"'pgbackrest --config={config} --config-include-path={config.parent / INCLUDE_DIR} --stanza=punchclock "
+        'archive-push "%p"\''
+    )
     settings = {
         "archive_mode": "on",
         "archive_command": archive_command,

@@ -1,26 +1,27 @@
-"""Ways the restore drill writes stamps, each returning the receipts the writer acknowledged.
+"""What the restore drill writes: rows of its own canary table, never production stamps.
 
-``ApiWriter`` goes through punchclock's HTTP API (``POST /app`` with an Idempotency-Key, retried with the same
-key until acknowledged); ``SqlWriter`` inserts directly, for databases no punchclock service fronts.
+``pcbackup_canary`` holds one row per drill write and one per ``pcbackup metrics --canary`` heartbeat (a row a
+minute on the leader), so any moment of the retention window can be checked row-exact after a restore: the
+rows committed before the target, byte for byte, and none after.
 """
 
 from __future__ import annotations
 
-import json
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from pcbackup.errors import BackupError
-from pcbackup.sql import STAMP_COLUMNS, Row
+from pcbackup.sql import CANARY_COLUMNS, STAMP_COLUMNS, Row
 from punchclock_tools.postgres import Database
 
 STAMPS_DDL = """CREATE TABLE IF NOT EXISTS stamps (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     key text NOT NULL UNIQUE,
     recorded_at timestamptz NOT NULL)"""
+
+CANARY_DDL = """CREATE TABLE IF NOT EXISTS pcbackup_canary (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key text NOT NULL UNIQUE,
+    written_at timestamptz NOT NULL DEFAULT clock_timestamp())"""
 
 
 def normalise(recorded_at: str) -> str:
@@ -30,7 +31,7 @@ def normalise(recorded_at: str) -> str:
 
 
 class SqlWriter:
-    """INSERT ... RETURNING on the primary, one statement (one transaction) per stamp."""
+    """INSERT ... RETURNING into the stamps table, one transaction per stamp (tests seed data with it)."""
 
     def __init__(self, primary: Callable[[], Database]) -> None:
         self.primary = primary
@@ -44,42 +45,18 @@ class SqlWriter:
         return [(int(id_), key, at) for id_, key, at in (line.split("\t") for line in out.splitlines())]
 
 
-class ApiWriter:
-    """POST /app on a running punchclock service; a failed attempt is retried with the same key."""
+class CanaryWriter:
+    """INSERT ... RETURNING into pcbackup_canary on the primary, one statement (one transaction) per row."""
 
-    def __init__(self, base_url: str, attempt_seconds: float = 60) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.attempt_seconds = attempt_seconds
+    def __init__(self, primary: Callable[[], Database]) -> None:
+        self.primary = primary
 
-    def post(self, key: str) -> Row:
-        deadline = time.monotonic() + self.attempt_seconds
-        request = urllib.request.Request(  # noqa: S310 - the drill's own http:// URL
-            f"{self.base_url}/app", method="POST", data=b"", headers={"Idempotency-Key": key}
-        )
-        while True:
-            try:
-                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own URL
-                    body = json.loads(response.read())
-                return int(body["id"]), key, normalise(body["recorded_at"])
-            except (urllib.error.URLError, OSError) as error:
-                if time.monotonic() > deadline:
-                    raise BackupError(f"POST /app for {key} was not acknowledged: {error}") from error
-                time.sleep(0.2)
+    def ensure(self) -> None:
+        self.primary().query(CANARY_DDL)
 
     def write(self, keys: list[str]) -> list[Row]:
-        return [self.post(key) for key in keys]
-
-
-def wait_ready(base_url: str, timeout: float = 60) -> None:
-    """Wait until GET /readyz answers 200."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base_url}/readyz", timeout=5) as response:  # noqa: S310
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise BackupError(f"punchclock at {base_url} did not become ready within {timeout:.0f} s")
-        time.sleep(0.2)
+        script = "".join(
+            f"INSERT INTO pcbackup_canary (key) VALUES ('{key}') RETURNING {CANARY_COLUMNS};\n" for key in keys
+        )
+        out = self.primary().query(script)
+        return [(int(id_), key, at) for id_, key, at in (line.split("\t") for line in out.splitlines())]
