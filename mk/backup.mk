@@ -9,17 +9,19 @@ TARGET ?=
 DEST ?=
 BACKUP_SET ?=
 DRILL ?= cluster
+REPO ?=
+STAMPS ?= 10000000
 TEXTFILE_DIR ?=
 
 .PHONY: backup restore restore-discard restore-release restore-drill test-backup-cluster backup-info backup-verify backup-metrics
 
-backup: dev ## back up the cluster with pgBackRest: TYPE=full|diff|incr (default incr; full when none exists)
+backup: dev ## back up the cluster with pgBackRest: TYPE=full|diff|incr (default incr), REPO=1|2 (default 1)
 	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
-	$(PCBACKUP) backup --type $(TYPE)
+	$(PCBACKUP) backup --type $(TYPE) $(if $(REPO),--repo $(REPO))
 
 restore: dev ## restore the latest backup, or TARGET="2026-11-27 10:00:00+00", into a new data dir on its own port
 	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
-	$(PCBACKUP) restore $(if $(TARGET),--target "$(TARGET)") $(if $(BACKUP_SET),--set "$(BACKUP_SET)") $(if $(DEST),--dest "$(DEST)")
+	$(PCBACKUP) restore $(if $(TARGET),--target "$(TARGET)") $(if $(BACKUP_SET),--set "$(BACKUP_SET)") $(if $(REPO),--repo $(REPO)) $(if $(DEST),--dest "$(DEST)")
 
 restore-discard: dev ## stop a copy made by make restore and delete it: DEST=<directory printed by make restore>
 	@test -n "$(DEST)" || { echo "make restore-discard: set DEST=<the directory make restore printed>" >&2; exit 2; }
@@ -29,20 +31,21 @@ restore-release: dev ## strip a restored copy's isolation settings and stop it s
 	@test -n "$(DEST)" || { echo "make restore-release: set DEST=<the directory make restore printed>" >&2; exit 2; }
 	$(PCBACKUP) release "$(DEST)"
 
-restore-drill: dev ## backup, write, restore to a point in time, verify row-exact, report RPO/RTO (DRILL=standalone: private server)
+restore-drill: dev ## verify both repositories, restore the newest backups and the oldest full mid-window, row-exact (DRILL=standalone: a private server with STAMPS stamps, default 10M)
 	scripts/apt-ensure $(BACKUP_APT_PACKAGES)
-	$(PCBACKUP) drill $(if $(filter standalone,$(DRILL)),--standalone) --report .state/restore-drill.json
-	$(if $(filter cluster,$(DRILL)),$(BIN)/python -m punchclock_tools.docs.provenance restore-drill .state/restore-drill.json --command "make restore-drill")
+	mkdir -p .state && chmod 755 .state
+	$(PCBACKUP) drill $(if $(filter standalone,$(DRILL)),--standalone --stamps $(STAMPS) --scratch $(CURDIR)/.state) --report .state/restore-drill.json
+	$(BIN)/python -m punchclock_tools.docs.provenance restore-drill .state/restore-drill.json --command "make restore-drill$(if $(filter standalone,$(DRILL)), DRILL=standalone STAMPS=$(STAMPS))"
 
-test-backup-cluster: dev ## the backup scenarios on a real cluster: drill via the API, after a failover, the lost-cluster runbook
+test-backup-cluster: dev ## the backup scenarios on a real cluster: the drill on the scheduled chain, after a failover, the lost-cluster runbook
 	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))
 	PUNCHCLOCK_BACKUP_CLUSTER=1 $(BIN)/pytest tests/backup/test_cluster.py $(PYTEST_ARGS)
 
 backup-info: dev ## list the backups and WAL archive in the pgBackRest repository
 	$(PCBACKUP) info
 
-backup-verify: dev ## check every file in the pgBackRest repository against its checksum
-	$(PCBACKUP) verify
+backup-verify: dev ## check every file in the pgBackRest repositories against its checksum (REPO=1|2: one)
+	$(PCBACKUP) verify $(if $(REPO),--repo $(REPO))
 
 backup-metrics: dev ## print backup and WAL archive freshness in Prometheus text format (TEXTFILE_DIR=<dir>: write there)
 	$(PCBACKUP) metrics $(if $(TEXTFILE_DIR),--textfile-dir "$(TEXTFILE_DIR)")
