@@ -25,7 +25,7 @@ PROGRAMS = {
     "curl": "curl",
     "etcd": "etcd-server",
     "etcdctl": "etcd-client",
-    "patroni": "patroni",
+    "/usr/bin/python3": "python3-venv",  # Patroni's own virtualenv is made from Debian's python3 (not the package)
     "haproxy": "haproxy",
     "supervisord": "supervisor",
     "pgbackrest": "pgbackrest",
