@@ -149,6 +149,7 @@ class DrillReport:
     rpo_bound_seconds: float  # archive_timeout + max(backlog, push): what losing everything now could lose
     archive_timeout_seconds: int
     database_bytes: int
+    stamps: int  # production stamps the restores were checked against (count up to the snapshot)
     wal_bytes_per_stamp: float | None  # group commit, measured on a private server only
     finished_at: str
 
@@ -354,6 +355,7 @@ class Drill:
             rpo_bound_seconds=round(bound, 2),
             archive_timeout_seconds=lag.archive_timeout_seconds,
             database_bytes=int(newest["info"]["size"]),
+            stamps=source_digest[0],
             wal_bytes_per_stamp=None if per_stamp is None else round(per_stamp, 1),
             finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
