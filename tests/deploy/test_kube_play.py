@@ -50,8 +50,8 @@ def test_dev_deployment_serves_a_stamp_under_kube_play(
     manifests = playable(rendered["dev"], app_image, port)
     kube_file = tmp_path / "punchclock-dev.yaml"
     kube_file.write_text(yaml.safe_dump_all(manifests))
-    podman.run("kube", "play", str(kube_file))
     try:
+        podman.run("kube", "play", str(kube_file))  # inside the try: a failed play can leave a pod behind
         url = f"http://127.0.0.1:{port}"
         wait_until_ready(url)
         receipt, stamp = stamp_round_trip(url)

@@ -52,8 +52,8 @@ def on_host(pod: Manifest, image: str, port: int, credentials: Path, ca_dir: Pat
 @contextmanager
 def played(podman: Podman, manifests: list[Manifest], path: Path) -> Iterator[None]:
     path.write_text(yaml.safe_dump_all(manifests))
-    podman.run("kube", "play", str(path))
     try:
+        podman.run("kube", "play", str(path))  # inside the try: a failed play can leave a pod behind
         yield
     finally:
         podman.run("kube", "down", str(path), check=False)
