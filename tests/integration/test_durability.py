@@ -26,8 +26,7 @@ async def test_a_commit_the_standby_never_confirmed_is_not_acknowledged(tmp_path
         url = f"http://127.0.0.1:{port}"
         env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port), PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="3")
         migrate(env)
-        pg.psql("ALTER SYSTEM SET synchronous_standby_names = 'absent_standby'", database="postgres")
-        pg.psql("SELECT pg_reload_conf()", database="postgres")
+        pg.wait_for_standby("absent_standby")  # commits wait for a standby that never comes
 
         with serving_process(env, tmp_path / "serve.log") as process:
             await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
@@ -59,14 +58,12 @@ async def test_a_keyless_post_of_unknown_outcome_gets_the_servers_key_and_its_re
         url = f"http://127.0.0.1:{port}"
         env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port), PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="2")
         migrate(env)
-        pg.psql("ALTER SYSTEM SET synchronous_standby_names = 'absent_standby'", database="postgres")
-        pg.psql("SELECT pg_reload_conf()", database="postgres")
+        pg.wait_for_standby("absent_standby")  # commits wait for a standby that never comes
         with serving_process(env, tmp_path / "serve.log") as process:
             await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
             async with httpx.AsyncClient(timeout=30) as client:
                 unknown = await client.post(f"{url}/app")
-                pg.psql("ALTER SYSTEM SET synchronous_standby_names = ''", database="postgres")
-                pg.psql("SELECT pg_reload_conf()", database="postgres")
+                pg.wait_for_standby(None)
                 key = unknown.headers.get("idempotency-key", "")
                 retried = await client.post(f"{url}/app", headers={"Idempotency-Key": key})
             rows = pg.psql(f"SELECT count(*) FROM stamps WHERE key = '{key}'")

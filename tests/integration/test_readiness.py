@@ -48,8 +48,7 @@ async def test_a_stalled_standby_holds_one_session_however_often_readiness_is_pr
         url = f"http://127.0.0.1:{port}"
         env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port), PUNCHCLOCK_POOL_SIZE="4")
         migrate(env)
-        pg.psql("ALTER SYSTEM SET synchronous_standby_names = 'absent_standby'", database="postgres")
-        pg.psql("SELECT pg_reload_conf()", database="postgres")
+        pg.wait_for_standby("absent_standby")  # commits wait for a standby that never comes
         with serving_process(env, tmp_path / "serve.log") as process:
             await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
             answers = await probe(url, STALL_SECONDS)

@@ -204,6 +204,13 @@ class Server:
         if (self.data_dir / "postmaster.pid").exists():
             self.pg("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "-t", "60", "stop", timeout=90, check=False)
 
+    def wait_for_standby(self, name: str | None) -> None:
+        """Make every commit wait for the synchronous standby ``name`` (one that never connects holds them all),
+        or, with None, for none."""
+        names = "''" if name is None else f"'{name}'"
+        self.psql(f"ALTER SYSTEM SET synchronous_standby_names = {names}", database="postgres")
+        self.psql("SELECT pg_reload_conf()", database="postgres")
+
     def create_database(self, name: str = "punchclock") -> None:
         self.psql(f"CREATE ROLE punchclock LOGIN PASSWORD '{PASSWORD}'", database="postgres")
         self.psql(f"CREATE DATABASE {name} OWNER punchclock", database="postgres")
