@@ -11,8 +11,7 @@ import pytest
 
 from punchclock_tools import postgres
 from punchclock_tools.http import wait_until_ready
-from punchclock_tools.ports import free_port
-from punchclock_tools.process import env_for, migrate, serving_process, stamps_locked
+from punchclock_tools.process import serving_on, stamps_locked
 
 pytestmark = pytest.mark.postgres
 
@@ -21,25 +20,22 @@ async def test_a_commit_the_standby_never_confirmed_is_not_acknowledged(tmp_path
     """Given a primary whose synchronous standby does not answer, when the backend waiting for it is killed
     (its row is now visible on the primary alone) and punchclock retries, then the POST is not answered 201:
     the retry confirms the row through the standby first, and answers 503 when the budget is spent."""
-    with postgres.throwaway() as pg:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port), PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="3")
-        migrate(env)
+    with (
+        postgres.throwaway() as pg,
+        serving_on(pg.dsn(), tmp_path / "serve.log", PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="3") as (url, process),
+    ):
         pg.wait_for_standby("absent_standby")  # commits wait for a standby that never comes
-
-        with serving_process(env, tmp_path / "serve.log") as process:
-            await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
-            async with httpx.AsyncClient(timeout=30) as client:
-                post = asyncio.create_task(client.post(f"{url}/app", headers={"Idempotency-Key": "held"}))
-                await asyncio.sleep(1)  # the insert now waits for the absent standby
-                killed = pg.psql(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = 'punchclock' AND wait_event = 'SyncRep'",
-                    database="postgres",
-                )
-                response = await post
-            visible = pg.psql("SELECT count(*) FROM stamps WHERE key = 'held'")
+        await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
+        async with httpx.AsyncClient(timeout=30) as client:
+            post = asyncio.create_task(client.post(f"{url}/app", headers={"Idempotency-Key": "held"}))
+            await asyncio.sleep(1)  # the insert now waits for the absent standby
+            killed = pg.psql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = 'punchclock' AND wait_event = 'SyncRep'",
+                database="postgres",
+            )
+            response = await post
+        visible = pg.psql("SELECT count(*) FROM stamps WHERE key = 'held'")
 
     assert killed == "1"
     assert visible == "1"  # committed on the primary alone
@@ -53,20 +49,18 @@ async def test_a_keyless_post_of_unknown_outcome_gets_the_servers_key_and_its_re
     """Given a POST without an Idempotency-Key whose commit waits for an absent standby past the budget, then the
     503 carries the key the server generated; once the standby requirement is lifted, a retry with that key is
     answered with the original stamp, and the table holds it once."""
-    with postgres.throwaway() as pg:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port), PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="2")
-        migrate(env)
+    with (
+        postgres.throwaway() as pg,
+        serving_on(pg.dsn(), tmp_path / "serve.log", PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="2") as (url, process),
+    ):
         pg.wait_for_standby("absent_standby")  # commits wait for a standby that never comes
-        with serving_process(env, tmp_path / "serve.log") as process:
-            await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
-            async with httpx.AsyncClient(timeout=30) as client:
-                unknown = await client.post(f"{url}/app")
-                pg.wait_for_standby(None)
-                key = unknown.headers.get("idempotency-key", "")
-                retried = await client.post(f"{url}/app", headers={"Idempotency-Key": key})
-            rows = pg.psql(f"SELECT count(*) FROM stamps WHERE key = '{key}'")
+        await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
+        async with httpx.AsyncClient(timeout=30) as client:
+            unknown = await client.post(f"{url}/app")
+            pg.wait_for_standby(None)
+            key = unknown.headers.get("idempotency-key", "")
+            retried = await client.post(f"{url}/app", headers={"Idempotency-Key": key})
+        rows = pg.psql(f"SELECT count(*) FROM stamps WHERE key = '{key}'")
 
     assert (unknown.status_code, len(key)) == (503, 32)
     assert (retried.status_code, retried.headers.get("idempotent-replayed")) == (201, "true")
@@ -76,11 +70,7 @@ async def test_a_keyless_post_of_unknown_outcome_gets_the_servers_key_and_its_re
 async def test_requests_held_past_a_short_drain_bound_get_503_not_500(postgres_url: str, tmp_path: Path) -> None:
     """Given POSTs held by a table lock and a drain bound of half a second, when SIGTERM arrives, then each
     POST is answered 503 with Retry-After before the bound and the process exits promptly."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = env_for(DATABASE_URL=postgres_url, PORT=str(port), PUNCHCLOCK_DRAIN_SECONDS="0.5")
-    migrate(env)
-    with serving_process(env, tmp_path / "serve.log") as process:
+    with serving_on(postgres_url, tmp_path / "serve.log", PUNCHCLOCK_DRAIN_SECONDS="0.5") as (url, process):
         await asyncio.to_thread(wait_until_ready, url, process)
         async with stamps_locked(postgres_url), httpx.AsyncClient(timeout=30) as client:
             posts = [asyncio.create_task(client.post(f"{url}/app")) for _ in range(5)]

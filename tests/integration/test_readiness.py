@@ -11,8 +11,7 @@ import pytest
 
 from punchclock_tools import postgres
 from punchclock_tools.http import wait_until_ready
-from punchclock_tools.ports import free_port
-from punchclock_tools.process import env_for, migrate, serving_process
+from punchclock_tools.process import serving_on
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -43,17 +42,15 @@ async def test_a_stalled_standby_holds_one_session_however_often_readiness_is_pr
     """Given a primary whose synchronous standby is gone, when /readyz is probed by many clients for a while, then
     each answer is a 503 with a generic reason, and punchclock holds no more sessions than its pool: the server
     keeps room for everyone else."""
-    with postgres.throwaway(settings={"max_connections": "20"}) as pg:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port), PUNCHCLOCK_POOL_SIZE="4")
-        migrate(env)
+    with (
+        postgres.throwaway(settings={"max_connections": "20"}) as pg,
+        serving_on(pg.dsn(), tmp_path / "serve.log", PUNCHCLOCK_POOL_SIZE="4") as (url, process),
+    ):
         pg.wait_for_standby("absent_standby")  # commits wait for a standby that never comes
-        with serving_process(env, tmp_path / "serve.log") as process:
-            await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
-            answers = await probe(url, STALL_SECONDS)
-            sessions = int(pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'punchclock'"))
-            others = pg.psql("SELECT 'still room'", database="postgres")
+        await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
+        answers = await probe(url, STALL_SECONDS)
+        sessions = int(pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'punchclock'"))
+        others = pg.psql("SELECT 'still room'", database="postgres")
 
     assert sessions <= 4
     assert others == "still room"
@@ -64,18 +61,13 @@ async def test_a_stalled_standby_holds_one_session_however_often_readiness_is_pr
 async def test_readiness_probes_commit_about_one_heartbeat_a_second(tmp_path: Path) -> None:
     """Given a healthy database, when many clients probe /readyz for a few seconds, then every answer is 200 and
     the heartbeat row is written about once a second, not once per probe."""
-    with postgres.throwaway() as pg:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port))
-        migrate(env)
-        with serving_process(env, tmp_path / "serve.log") as process:
-            await asyncio.to_thread(wait_until_ready, url, process)
-            await asyncio.sleep(1.5)  # statistics reach pg_stat_user_tables at most once a second
-            before = heartbeats(pg)
-            answers = await probe(url, 4)
-            await asyncio.sleep(1.5)
-            written = heartbeats(pg) - before
+    with postgres.throwaway() as pg, serving_on(pg.dsn(), tmp_path / "serve.log") as (url, process):
+        await asyncio.to_thread(wait_until_ready, url, process)
+        await asyncio.sleep(1.5)  # statistics reach pg_stat_user_tables at most once a second
+        before = heartbeats(pg)
+        answers = await probe(url, 4)
+        await asyncio.sleep(1.5)
+        written = heartbeats(pg) - before
 
     assert {answer.status_code for answer in answers} == {200}
     assert len(answers) > 100
@@ -86,25 +78,23 @@ async def test_readiness_holds_through_an_outage_shorter_than_the_budget(tmp_pat
     """Given a ready instance, when its database stops, then /readyz/database fails at once while /readyz stays
     ready (a failover would not empty the balancer or the Service) until the failover budget is spent; when the
     database is back, both pass again."""
-    with postgres.throwaway() as pg:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = env_for(DATABASE_URL=pg.dsn(), PORT=str(port), PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="4")
-        migrate(env)
-        with serving_process(env, tmp_path / "serve.log") as process:
-            await asyncio.to_thread(wait_until_ready, url, process)
-            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-                pg.stop("immediate")
-                stopped = time.monotonic()
-                await asyncio.sleep(1.2)  # past the reuse of the last passing write check
-                during = [(await client.get("/readyz")).status_code, (await client.get("/readyz/database")).status_code]
-                while time.monotonic() - stopped < 6:
-                    await asyncio.sleep(0.5)
-                after_budget = (await client.get("/readyz")).status_code
-                metrics = (await client.get("/metrics")).text
-                pg.start()
-                await asyncio.to_thread(wait_until_ready, url, process, 30)
-                back = (await client.get("/readyz/database")).status_code
+    with (
+        postgres.throwaway() as pg,
+        serving_on(pg.dsn(), tmp_path / "serve.log", PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="4") as (url, process),
+    ):
+        await asyncio.to_thread(wait_until_ready, url, process)
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            pg.stop("immediate")
+            stopped = time.monotonic()
+            await asyncio.sleep(1.2)  # past the reuse of the last passing write check
+            during = [(await client.get("/readyz")).status_code, (await client.get("/readyz/database")).status_code]
+            while time.monotonic() - stopped < 6:
+                await asyncio.sleep(0.5)
+            after_budget = (await client.get("/readyz")).status_code
+            metrics = (await client.get("/metrics")).text
+            pg.start()
+            await asyncio.to_thread(wait_until_ready, url, process, 30)
+            back = (await client.get("/readyz/database")).status_code
 
     assert during == [200, 503]
     assert after_budget == 503

@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 
 from punchclock_tools.paths import REPO
+from punchclock_tools.ports import free_port
 
 PUNCHCLOCK = [sys.executable, "-m", "punchclock"]
 
@@ -48,6 +49,17 @@ def serving_process(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
+
+
+@contextmanager
+def serving_on(dsn: str, log: Path, **settings: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``punchclock serve`` on a free loopback port against ``dsn``, migrated first, with ``settings`` as its
+    environment: yields the service's URL and its process (see ``serving_process``)."""
+    port = free_port()
+    env = env_for(DATABASE_URL=dsn, PORT=str(port), **settings)
+    migrate(env)
+    with serving_process(env, log) as process:
+        yield f"http://127.0.0.1:{port}", process
 
 
 @asynccontextmanager
