@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 
 from punchclock_tools.http import wait_until_ready
-from punchclock_tools.ports import free_port
-from punchclock_tools.process import env_for, serving_process
+from punchclock_tools.process import serving_on
 
 MAX_EXAMPLES = 20
 SEED = 1
@@ -27,15 +26,12 @@ SEED = 1
 @pytest.mark.slow
 def test_no_operation_answers_outside_its_description(tmp_path: Path) -> None:
     """Fuzzed requests to every operation get only described answers, and never an undocumented 5xx."""
-    port = free_port()
-    env = env_for(
-        DATABASE_URL=f"sqlite:///{tmp_path / 'fuzz.db'}",
-        PORT=str(port),
+    with serving_on(
+        f"sqlite:///{tmp_path / 'fuzz.db'}",
+        tmp_path / "serve.log",
         PUNCHCLOCK_ENV="production",
         PUNCHCLOCK_ACCESS_LOG="false",
-    )
-    url = f"http://127.0.0.1:{port}"
-    with serving_process(env, tmp_path / "serve.log") as process:
+    ) as (url, process):
         wait_until_ready(url, process)
         result = subprocess.run(
             [

@@ -18,17 +18,16 @@ import httpx
 import pytest
 
 from punchclock_tools.http import wait_until_ready
-from punchclock_tools.ports import free_port
-from punchclock_tools.process import env_for, serving_process
+from punchclock_tools.process import serving_on
 
 TIMEOUT_S = 2  # header, body and keep-alive timeouts of the instance under test
 MAX_CONNECTIONS = 20
 
 
 class Instance:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.port = int(url.rsplit(":", 1)[1])
 
     def connect(self) -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT_S * 4)
@@ -46,20 +45,18 @@ class Instance:
 @pytest.fixture(scope="module")
 def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
     tmp = tmp_path_factory.mktemp("hostile")
-    port = free_port()
-    env = env_for(
-        DATABASE_URL=f"sqlite:///{tmp / 'hostile.db'}",
-        PORT=str(port),
+    with serving_on(
+        f"sqlite:///{tmp / 'hostile.db'}",
+        tmp / "serve.log",
         PUNCHCLOCK_ENV="production",
         PUNCHCLOCK_ACCESS_LOG="false",
         PUNCHCLOCK_HEADER_TIMEOUT_SECONDS=str(TIMEOUT_S),
         PUNCHCLOCK_BODY_TIMEOUT_SECONDS=str(TIMEOUT_S),
         PUNCHCLOCK_KEEPALIVE_SECONDS=str(TIMEOUT_S),
         PUNCHCLOCK_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
-    )
-    with serving_process(env, tmp / "serve.log") as process:
-        wait_until_ready(f"http://127.0.0.1:{port}", process)
-        yield Instance(port)
+    ) as (url, process):
+        wait_until_ready(url, process)
+        yield Instance(url)
         assert process.poll() is None, (tmp / "serve.log").read_text()
 
 
