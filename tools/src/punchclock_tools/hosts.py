@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from punchclock_tools.podman import ROOTFS_IMAGE, Podman, configure, copy_host_cas, ensure_base_image, locked
+from punchclock_tools.podman import Podman, configure, ensure_layer_image
 
 HOST_IMAGE = "localhost/punchclock-host/debian:bookworm"
 # A .deb cache per host name, kept across runs for speed. Not one shared by all hosts: apt's lock on the archives
@@ -59,15 +59,7 @@ CMD ["/sbin/init"]
 
 def ensure_host_image(podman: Podman) -> str:
     """Return the host image's name, building it on the debootstrap rootfs unless it is cached."""
-    ensure_base_image(podman)  # makes the rootfs image too
-    with locked(podman.root / "host-image.lock"):
-        if not podman.has_image(HOST_IMAGE):
-            with tempfile.TemporaryDirectory(prefix="punchclock-host-") as tmp:
-                context = Path(tmp)
-                copy_host_cas(context / "ca")
-                (context / "Containerfile").write_text(HOST_LAYER.format(rootfs=ROOTFS_IMAGE))
-                podman.build(context, HOST_IMAGE, {})
-    return HOST_IMAGE
+    return ensure_layer_image(podman, HOST_IMAGE, HOST_LAYER)
 
 
 @dataclass

@@ -221,17 +221,23 @@ def locked(path: Path) -> Iterator[None]:
         yield
 
 
-def ensure_base_image(podman: Podman) -> str:
-    """Return the local Python base image's name, making it first if it is not cached yet."""
-    with locked(podman.root / "base-image.lock"):
+def ensure_layer_image(podman: Podman, name: str, layer: str) -> str:
+    """Return ``name``, building it first unless it is cached: the Containerfile ``layer`` (with ``{rootfs}``
+    for the debootstrap rootfs image) over a context holding the host's CA certificates in ``ca/``."""
+    with locked(podman.root / f"{name.rsplit('/', 1)[-1].replace(':', '-')}.lock"):
         ensure_rootfs_image(podman, ROOTFS_IMAGE)
-        if not podman.has_image(BASE_IMAGE):
-            with tempfile.TemporaryDirectory(prefix="punchclock-base-") as tmp:
+        if not podman.has_image(name):
+            with tempfile.TemporaryDirectory(prefix="punchclock-image-") as tmp:
                 context = Path(tmp)
                 copy_host_cas(context / "ca")
-                (context / "Containerfile").write_text(PYTHON_LAYER.format(rootfs=ROOTFS_IMAGE))
-                podman.build(context, BASE_IMAGE, {})
-    return BASE_IMAGE
+                (context / "Containerfile").write_text(layer.format(rootfs=ROOTFS_IMAGE))
+                podman.build(context, name, {})
+    return name
+
+
+def ensure_base_image(podman: Podman) -> str:
+    """Return the local Python base image's name, making it first if it is not cached yet."""
+    return ensure_layer_image(podman, BASE_IMAGE, PYTHON_LAYER)
 
 
 def ensure_rootfs_image(
