@@ -12,25 +12,15 @@ import pytest
 
 from punchclock_tools import postgres
 from punchclock_tools.http import wait_until_ready
-from punchclock_tools.ports import free_port
-from punchclock_tools.process import env_for, migrate, serving_process, stamps_locked
+from punchclock_tools.process import serving_on, stamps_locked
 
 pytestmark = pytest.mark.postgres
-
-
-def migrated_env(postgres_url: str, **extra: str) -> dict[str, str]:
-    env = env_for(DATABASE_URL=postgres_url, **extra)
-    migrate(env)
-    return env
 
 
 async def test_requests_in_flight_at_sigterm_complete_and_are_stored(postgres_url: str, tmp_path: Path) -> None:
     """Given 50 POSTs held mid-commit by a table lock, when SIGTERM arrives and the lock is released, then
     all 50 are answered 201, their rows exist, and the process exits 0."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = migrated_env(postgres_url, PORT=str(port), PUNCHCLOCK_ACCESS_LOG="false")
-    with serving_process(env, tmp_path / "serve.log") as process:
+    with serving_on(postgres_url, tmp_path / "serve.log", PUNCHCLOCK_ACCESS_LOG="false") as (url, process):
         await asyncio.to_thread(wait_until_ready, url, process)
         async with stamps_locked(postgres_url) as blocker, httpx.AsyncClient(timeout=60) as client:
             posts = [asyncio.create_task(client.post(f"{url}/app")) for _ in range(50)]
@@ -49,10 +39,7 @@ async def test_requests_in_flight_at_sigterm_complete_and_are_stored(postgres_ur
 
 async def test_drain_delay_fails_readiness_but_keeps_serving(postgres_url: str, tmp_path: Path) -> None:
     """During PUNCHCLOCK_DRAIN_DELAY_SECONDS after SIGTERM, /readyz is 503 while POSTs still get 201."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = migrated_env(postgres_url, PORT=str(port), PUNCHCLOCK_DRAIN_DELAY_SECONDS="3")
-    with serving_process(env, tmp_path / "serve.log") as process:
+    with serving_on(postgres_url, tmp_path / "serve.log", PUNCHCLOCK_DRAIN_DELAY_SECONDS="3") as (url, process):
         await asyncio.to_thread(wait_until_ready, url, process)
         process.send_signal(signal.SIGTERM)
         await asyncio.sleep(0.5)
@@ -68,10 +55,7 @@ async def test_drain_delay_fails_readiness_but_keeps_serving(postgres_url: str, 
 
 async def test_two_workers_share_the_port(postgres_url: str, tmp_path: Path) -> None:
     """With PUNCHCLOCK_WORKERS=2, two processes serve one port and every id is distinct."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = migrated_env(postgres_url, PORT=str(port), PUNCHCLOCK_WORKERS="2")
-    with serving_process(env, tmp_path / "serve.log") as process:
+    with serving_on(postgres_url, tmp_path / "serve.log", PUNCHCLOCK_WORKERS="2") as (url, process):
         await asyncio.to_thread(wait_until_ready, url, process)
         async with httpx.AsyncClient() as client:
             responses = await asyncio.gather(*(client.post(f"{url}/app") for _ in range(200)))
@@ -85,23 +69,22 @@ async def test_two_workers_share_the_port(postgres_url: str, tmp_path: Path) -> 
 async def test_database_outage_answers_503_quickly_then_recovers(tmp_path: Path) -> None:
     """Given a service on its own PostgreSQL, when the database stops, POSTs get 503 + Retry-After within the
     failover budget and /readyz is 503; when it starts again, the same process serves 201s."""
-    with postgres.throwaway() as pg:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = migrated_env(pg.dsn(), PORT=str(port), PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="2")
-        with serving_process(env, tmp_path / "serve.log") as process:
+    with (
+        postgres.throwaway() as pg,
+        serving_on(pg.dsn(), tmp_path / "serve.log", PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="2") as (url, process),
+    ):
+        await asyncio.to_thread(wait_until_ready, url, process)
+        async with httpx.AsyncClient(timeout=30) as client:
+            assert (await client.post(f"{url}/app")).status_code == 201
+            await asyncio.to_thread(pg.stop, "immediate")
+            started = time.monotonic()
+            down = await client.post(f"{url}/app")
+            waited = time.monotonic() - started
+            not_ready = await client.get(f"{url}/readyz")
+            reads = [await client.get(f"{url}{path}") for path in ("/app", "/app/1", "/display")]
+            await asyncio.to_thread(_start, pg)
             await asyncio.to_thread(wait_until_ready, url, process)
-            async with httpx.AsyncClient(timeout=30) as client:
-                assert (await client.post(f"{url}/app")).status_code == 201
-                await asyncio.to_thread(pg.stop, "immediate")
-                started = time.monotonic()
-                down = await client.post(f"{url}/app")
-                waited = time.monotonic() - started
-                not_ready = await client.get(f"{url}/readyz")
-                reads = [await client.get(f"{url}{path}") for path in ("/app", "/app/1", "/display")]
-                await asyncio.to_thread(_start, pg)
-                await asyncio.to_thread(wait_until_ready, url, process)
-                back = await client.post(f"{url}/app")
+            back = await client.post(f"{url}/app")
     assert down.status_code == 503
     assert down.headers["retry-after"].isdigit()
     assert down.headers["content-type"] == "application/problem+json"
