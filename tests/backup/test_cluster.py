@@ -14,14 +14,20 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from pcbackup.restore import restore
 from pcbackup.sources import Source, load_cluster
+from pcbackup.sql import stamps
+from pcbackup.writers import normalise
+from punchclock_tools.postgres import Database
 from tests.backup.conftest import pcbackup
+
+if TYPE_CHECKING:
+    from punchclock_tools.cluster.layout import Layout
 
 TOOLS = ("etcd", "haproxy", "supervisord", "pgbackrest")
 
@@ -101,6 +107,61 @@ def test_backups_and_drill_keep_working_after_the_leader_crashes(state: Path) ->
     cluster.start(old)
     assert (new != old, backup.returncode) == (True, 0), backup.stderr
     assert report["ok"] is True
+
+
+def leader_db(layout: Layout, name: str) -> Database:
+    node = layout.node(name)
+    return Database(Path(node.socket_dir), node.pg_port, "postgres")
+
+
+def waiting_for_archive(layout: Layout, name: str) -> set[str]:
+    """The segments ``name`` has finished but not archived: its pg_wal/archive_status/*.ready files."""
+    status = Path(layout.node(name).data_dir) / "pg_wal" / "archive_status"
+    return {path.name.removesuffix(".ready") for path in status.glob("*.ready")}
+
+
+def test_restore_across_a_failover_from_the_pre_failover_backup_has_no_hole(state: Path) -> None:
+    """Given a full backup and then a leader whose archiving fails, with acknowledged stamps in WAL it never
+    pushed, when that leader dies and another node is promoted, then restoring the pre-failover full backup to
+    the latest point brings back every acknowledged stamp, row-exact, before and after the failover."""
+    from punchclock_tools.cluster.faults import Cluster, wait_until
+    from punchclock_tools.cluster.layout import Layout
+
+    layout = Layout.load(state)
+    cluster = Cluster(layout)
+    cluster.settle()
+    source: Source = load_cluster(state)
+    url = str(source.app_url)
+    source.br.ensure_stanza()
+    label = source.br.backup("full")["label"]
+    receipts = {f"pre-{n}": post(url, f"pre-{n}") for n in range(5)}
+    old = cluster.wait_leader()
+    # The old leader cannot reach the repository: its archive_command fails, its segments wait in .ready.
+    db = leader_db(layout, old)
+    db.query("ALTER SYSTEM SET archive_command = '/bin/false'")
+    db.query("SELECT pg_reload_conf()")
+    try:
+        receipts |= {f"unarchived-{n}": post(url, f"unarchived-{n}") for n in range(20)}
+        segment = db.value("SELECT pg_walfile_name(pg_current_wal_lsn())")
+        db.query("SELECT pg_switch_wal()")
+        wait_until(lambda: segment in waiting_for_archive(layout, old), 30, f"{segment} finished on {old}")
+        cluster.kill_node(old)
+        new = cluster.wait_leader(timeout=90, other_than=old)
+        receipts |= {f"after-{n}": post(url, f"after-{n}") for n in range(5)}
+        source.seal()  # commit and archive the new timeline's WAL up to now
+        copy = restore(source.br, state.parent / "across-failover", backup_set=label)
+        try:
+            restored = stamps(copy.instance.db(source.database))
+        finally:
+            copy.instance.remove()
+    finally:
+        cluster.settle()  # starts the old leader again if it was killed
+        wait_until(lambda: cluster.node_is_replica(old), 120, f"{old} back as a replica")
+        leader_db(layout, old).query("ALTER SYSTEM RESET archive_command")
+        leader_db(layout, old).query("SELECT pg_reload_conf()")
+    expected = {r["id"]: (r["id"], key, normalise(r["recorded_at"])) for key, r in receipts.items()}
+    assert new != old
+    assert {i: restored.get(i) for i in expected} == expected
 
 
 def test_lost_cluster_runbook_brings_every_stamp_back(state: Path) -> None:

@@ -55,7 +55,7 @@ def test_patroni_config_keeps_acknowledged_commits_safe(layout: Layout) -> None:
     assert "trust" not in " ".join(config["postgresql"]["pg_hba"])
     assert "archive-get %f" in config["postgresql"]["recovery_conf"]["restore_command"]
     assert dcs["postgresql"]["use_pg_rewind"] is True
-    assert dcs["postgresql"]["parameters"]["archive_mode"] == "on"
+    assert dcs["postgresql"]["parameters"]["archive_mode"] == "always"
     command = config["postgresql"]["parameters"]["archive_command"]
     assert f"--pg1-path={shlex.quote(layout.nodes[1].data_dir)}" in command
     assert command.endswith('archive-push "%p"')

@@ -49,11 +49,7 @@ def cipher_lines(encrypted: bool) -> str:
             f"# Encrypted client-side; repo2-cipher-pass is in {INCLUDE_DIR}/{SECRETS_FILE} (0600), never here.\n"
             f"repo2-cipher-type={CIPHER}"
         )
-    return (
-        "# Not encrypted: this rendering's archive_command does not pass --config-include-path yet, so it could\n"
-        "# not read a cipher pass (render with repo2_encrypted=True once it does).\n"
-        "repo2-cipher-type=none"
-    )
+    return "# Not encrypted: this rendering has no conf.d with a cipher pass.\nrepo2-cipher-type=none"
 
 
 def render(

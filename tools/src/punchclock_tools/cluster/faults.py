@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pcbackup.pgbackrest import PgBackRest
 from punchclock_tools.cluster import control, patroni, supervisor
 from punchclock_tools.cluster.layout import Layout
 from punchclock_tools.cluster.watch import ReadyWatch, SyncWatch
@@ -163,7 +164,8 @@ class Cluster:
 
     def pgbackrest(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run a pgBackRest command on the cluster's stanza as the postgres user."""
-        argv = ["pgbackrest", f"--config={self.layout.pgbackrest_config}", f"--stanza={self.layout.stanza}", *args]
+        config = Path(self.layout.pgbackrest_config)
+        argv = [*PgBackRest(config, self.layout.stanza).base_argv(), *args]  # conf.d: repo2's cipher pass
         return run_as_postgres(argv, timeout=120, check=False)
 
     def kill_pid(self, pid: int) -> None:

@@ -30,6 +30,19 @@ def _template(name: str) -> Template:
     return Template((TEMPLATES / name).read_text())
 
 
+ARCHIVE_DIRS = ("spool", "lock")  # per node: each node's archive_command queues and locks on its own
+
+
+def archive_dir(data_dir: str, kind: str) -> Path:
+    """A node's own pgBackRest spool or lock directory, beside its data directory (``pgN/pgbackrest/KIND``)."""
+    return Path(data_dir).parent / "pgbackrest" / kind
+
+
+def pgbackrest_include(layout: Layout) -> Path:
+    """``conf.d`` beside pgbackrest.conf: repo2's cipher pass, read by every pgbackrest command that names it."""
+    return Path(layout.pgbackrest_config).parent / pgbackrest_conf.INCLUDE_DIR
+
+
 def patroni_config(layout: Layout, name: str) -> str:
     node = layout.node(name)
     db = layout.database
@@ -52,7 +65,10 @@ def patroni_config(layout: Layout, name: str) -> str:
         replication_user=db["replication_user"],
         replication_password=db["replication_password"],
         pgbackrest_config=shlex.quote(layout.pgbackrest_config),
+        pgbackrest_include=shlex.quote(str(pgbackrest_include(layout))),
         archive_pg_path=shlex.quote(node.data_dir),
+        archive_spool=shlex.quote(str(archive_dir(node.data_dir, "spool"))),
+        archive_lock=shlex.quote(str(archive_dir(node.data_dir, "lock"))),
         stanza=layout.stanza,
     )
 
@@ -131,7 +147,9 @@ def supervisord_config(layout: Layout) -> str:
 def pgbackrest_config(layout: Layout) -> str:
     base = Path(layout.pgbackrest_config).parent
     nodes = [pgbackrest_conf.Node(Path(n.data_dir), n.pg_port, Path(n.socket_dir)) for n in layout.nodes]
-    return pgbackrest_conf.render(Path(layout.pgbackrest_repo), base / "log", base / "lock", base / "spool", nodes)
+    return pgbackrest_conf.render(
+        Path(layout.pgbackrest_repo), base / "log", base / "lock", base / "spool", nodes, repo2_encrypted=True
+    )
 
 
 def _write(path: Path, text: str, mode: int = 0o600) -> None:
@@ -152,15 +170,19 @@ def render_all(layout: Layout) -> None:
         Path(node.socket_dir).mkdir(parents=True, exist_ok=True)
         node_dir.chmod(0o700)
         _write(Path(node.patroni_config), patroni_config(layout, node.name))
-        for path in (node_dir, Path(node.socket_dir), Path(node.patroni_config)):
+        archive = [archive_dir(node.data_dir, kind) for kind in ARCHIVE_DIRS]
+        for path in archive:
+            path.mkdir(parents=True, exist_ok=True)
+        for path in (node_dir, Path(node.socket_dir), Path(node.patroni_config), archive[0].parent, *archive):
             chown_postgres(path)
         Path(node.log).touch()
     backrest = Path(layout.pgbackrest_config).parent
     for sub in ("repo", "log", "lock", "spool"):
         (backrest / sub).mkdir(parents=True, exist_ok=True)
-    _write(Path(layout.pgbackrest_config), pgbackrest_config(layout), mode=0o640)
     for path in (backrest, *(backrest / sub for sub in ("repo", "log", "lock", "spool"))):
         chown_postgres(path)
+    pgbackrest_conf.write_secrets(backrest)  # conf.d/secrets.conf (0600): repo2's cipher pass, kept once made
+    _write(Path(layout.pgbackrest_config), pgbackrest_config(layout), mode=0o640)
     chown_postgres(Path(layout.pgbackrest_config))
     _write(Path(layout.haproxy["config"]), haproxy_config(layout))
     write_supervisord_config(layout)
