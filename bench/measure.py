@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.model import LoadResult, Measurement, rows_agree
-from bench.pgbench import run_pgbench
+from bench.pgbench import PgTarget, run_pgbench
 from bench.rows import RowCount, settled
 from bench.sampling import MachineSampler, TreeSampler
-from bench.server_metrics import commit_stats
+from bench.server_metrics import CommitStats, commit_stats
 from bench.service import RunningService
 from bench.settings import BenchSettings
 from bench.wrk import run_wrk
@@ -30,35 +31,69 @@ def postmaster_pid(server: postgres.Server) -> int:
     return int((server.data_dir / "postmaster.pid").read_text().split()[0])
 
 
-def _db_sampler(db: postgres.Server | None) -> TreeSampler | contextlib.nullcontext[None]:
-    return TreeSampler(postmaster_pid(db)) if db is not None else contextlib.nullcontext()
+@dataclass(frozen=True)
+class Target:
+    """What an HTTP run sends to, and whose CPU it measures: the instances (and their ``/metrics``), the
+    PostgreSQL postmasters and, on the cluster, HAProxy."""
+
+    url: str
+    server_pids: tuple[int, ...]
+    metrics_urls: tuple[str, ...]
+    db_pids: tuple[int, ...] = ()
+    balancer_pids: tuple[int, ...] = ()
+
+    @classmethod
+    def standalone(cls, service: RunningService, db: postgres.Server | None = None) -> Target:
+        return cls(service.url, (service.pid,), (service.url,), (postmaster_pid(db),) if db is not None else ())
+
+
+def _sampler(pids: tuple[int, ...]) -> TreeSampler | contextlib.nullcontext[None]:
+    return TreeSampler(pids) if pids else contextlib.nullcontext()
+
+
+def _cpu(sampler: TreeSampler | None) -> float | None:
+    return round(sampler.cpu_seconds, 2) if sampler is not None else None
+
+
+def _commits(urls: tuple[str, ...]) -> CommitStats | None:
+    """The instances' commit counters summed (None when one does not answer)."""
+    total = CommitStats()
+    for url in urls:
+        stats = commit_stats(url)
+        if stats is None:
+            return None
+        total = total + stats
+    return total
 
 
 def http_run(
     name: str,
     label: str,
-    service: RunningService,
+    target: Target,
     method: str,
     path: str,
     connections: int,
     settings: BenchSettings,
     log: Path,
     rows: RowCount | None = None,
-    db: postgres.Server | None = None,
 ) -> Measurement:
-    """wrk against the running service; with ``rows``, new rows must equal the 2xx responses; with ``db``,
-    PostgreSQL's CPU time is measured too."""
+    """wrk against ``target``; with ``rows``, new rows must equal the 2xx responses."""
     if settings.warmup_seconds:
-        run_wrk(service.url, method, path, connections, settings.warmup_seconds, log, settings.tail_seconds)
+        run_wrk(target.url, method, path, connections, settings.warmup_seconds, log, settings.tail_seconds)
     before = settled(rows) if rows else None
-    commits_before = commit_stats(service.url) if rows else None
-    with MachineSampler() as machine, TreeSampler(service.pid) as rss, _db_sampler(db) as database:
-        load = run_wrk(service.url, method, path, connections, settings.seconds, log, settings.tail_seconds)
+    commits_before = _commits(target.metrics_urls) if rows else None
+    with (
+        MachineSampler() as machine,
+        TreeSampler(target.server_pids) as rss,
+        _sampler(target.db_pids) as database,
+        _sampler(target.balancer_pids) as balancer,
+    ):
+        load = run_wrk(target.url, method, path, connections, settings.seconds, log, settings.tail_seconds)
     after = settled(rows) if rows else None
-    commits_after = commit_stats(service.url) if rows else None
+    commits_after = _commits(target.metrics_urls) if rows else None
     commits = commits_after - commits_before if commits_after and commits_before else None
     rows_new = after - before if after is not None and before is not None else None
-    result = Measurement(
+    return Measurement(
         name=name,
         label=label,
         connections=connections,
@@ -67,14 +102,14 @@ def http_run(
         rss_total_mb=rss.peak_total_mb,
         server_processes=rss.processes,
         server_cpu_s=round(rss.cpu_seconds, 2),
-        db_cpu_s=round(database.cpu_seconds, 2) if database is not None else None,
+        db_cpu_s=_cpu(database),
+        balancer_cpu_s=_cpu(balancer),
         machine_cores=round(machine.cores, 2),
         rows_new=rows_new,
         rows_match=rows_agree(rows_new, load) if rows_new is not None else None,
         mean_batch=commits.mean_batch if commits else None,
         slow_commits=commits.slow_commits if commits else None,
     )
-    return result
 
 
 def pgbench_name(connections: int, settings: BenchSettings) -> str:
@@ -83,31 +118,34 @@ def pgbench_name(connections: int, settings: BenchSettings) -> str:
 
 
 def pgbench_run(
-    server: postgres.Server,
+    name: str,
+    server: PgTarget,
+    db_pids: tuple[int, ...],
     connections: int,
     settings: BenchSettings,
     work_dir: Path,
     log: Path,
     rows: RowCount,
+    balancer_pids: tuple[int, ...] = (),
 ) -> Measurement:
     """pgbench's one-row commits; new rows must equal the committed transactions."""
     if settings.warmup_seconds:
         run_pgbench(server, connections, settings.warmup_seconds, work_dir, log, record=False)
     before = settled(rows)
-    with MachineSampler() as machine, TreeSampler(postmaster_pid(server)) as database:
+    with MachineSampler() as machine, TreeSampler(db_pids) as database, _sampler(balancer_pids) as balancer:
         load = run_pgbench(server, connections, settings.seconds, work_dir, log)
     rows_new = settled(rows) - before
-    result = Measurement(
-        name=pgbench_name(connections, settings),
+    return Measurement(
+        name=name,
         label="pgbench: one-row INSERT per transaction",
         connections=connections,
         load=load,
         db_cpu_s=round(database.cpu_seconds, 2),
+        balancer_cpu_s=_cpu(balancer),
         machine_cores=round(machine.cores, 2),
         rows_new=rows_new,
         rows_match=rows_new == load.ok,
     )
-    return result
 
 
 def summary(m: Measurement) -> str:

@@ -51,6 +51,7 @@ class Measurement:
     server_processes: int | None = None
     server_cpu_s: float | None = None  # CPU time the server used during the measured run
     db_cpu_s: float | None = None  # CPU time PostgreSQL (postmaster and backends) used during the run
+    balancer_cpu_s: float | None = None  # CPU time HAProxy used during the run (cluster runs only)
     mean_batch: float | None = None  # stamps per committed transaction, from the server's /metrics
     slow_commits: int | None = None  # commits that took over 100 ms (server's /metrics)
     machine_cores: float | None = None  # cores the whole machine kept busy (other users' load included)
@@ -70,6 +71,19 @@ class Measurement:
         if self.db_cpu_s is None or not self.load.requests:
             return None
         return round(self.db_cpu_s / self.load.requests * 1e6, 1)
+
+    @property
+    def stamps(self) -> int | None:
+        """Stamps committed in the measured window: the rows it added (None for a run that writes nothing)."""
+        return self.rows_new if self.rows_new else None
+
+    def cpu_us_per_stamp(self, cpu_s: float | None) -> float | None:
+        """The one definition of CPU per stamp: a process tree's CPU time from /proc over the measured
+        window, divided by the stamps committed in that window."""
+        stamps = self.stamps
+        if cpu_s is None or not stamps:
+            return None
+        return round(cpu_s / stamps * 1e6, 1)
 
     def _cores(self, cpu_s: float | None) -> float | None:
         if cpu_s is None or not self.load.window_s:
@@ -98,6 +112,10 @@ class Measurement:
             "ok": self.load.ok,
             "server_cpu_us_per_request": self.server_cpu_us_per_request,
             "db_cpu_us_per_request": self.db_cpu_us_per_request,
+            "server_cpu_us_per_stamp": self.cpu_us_per_stamp(self.server_cpu_s),
+            "db_cpu_us_per_stamp": self.cpu_us_per_stamp(self.db_cpu_s),
+            "balancer_cpu_us_per_stamp": self.cpu_us_per_stamp(self.balancer_cpu_s),
+            "balancer_cores": self._cores(self.balancer_cpu_s),
             "server_cores": self.server_cores,
             "db_cores": self.db_cores,
             "client_cores": self.client_cores,

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.model import LoadResult
@@ -20,6 +21,20 @@ CONNECT_ALLOWANCE_SECONDS = 1
 INSERT_ONE = "INSERT INTO stamps (key, recorded_at) VALUES (gen_random_uuid()::text, now());\n"
 
 
+@dataclass(frozen=True)
+class PgTarget:
+    """Where pgbench connects: a standalone server's port, or the cluster's HAProxy write port."""
+
+    port: int
+    password: str
+    user: str = "punchclock"
+    database: str = "punchclock"
+
+    @classmethod
+    def of(cls, server: postgres.Server) -> PgTarget:
+        return cls(server.port, postgres.PASSWORD)
+
+
 def percentile(sorted_values: list[float], pct: float) -> float:
     """Nearest-rank percentile of an already sorted list."""
     if not sorted_values:
@@ -29,7 +44,7 @@ def percentile(sorted_values: list[float], pct: float) -> float:
 
 
 def run_pgbench(
-    server: postgres.Server, connections: int, seconds: int, work_dir: Path, log: Path, record: bool = True
+    server: PgTarget, connections: int, seconds: int, work_dir: Path, log: Path, record: bool = True
 ) -> LoadResult:
     """``connections`` clients commit one-row INSERTs for ``seconds``; latencies come from pgbench's
     per-transaction log when ``record`` (a warm-up passes False)."""
@@ -56,12 +71,12 @@ def run_pgbench(
         "-p",
         str(server.port),
         "-U",
-        "punchclock",
+        server.user,
     ]
     if record:
         argv += ["-l", f"--log-prefix={work_dir / 'pgbench_log'}"]
-    argv.append("punchclock")
-    env = {**os.environ, "PGPASSWORD": postgres.PASSWORD}
+    argv.append(server.database)
+    env = {**os.environ, "PGPASSWORD": server.password}
     text, returncode, client_cpu_s = run_to_end(
         argv, work_dir / "pgbench.out", log, seconds + 120, env=env, cwd=work_dir
     )

@@ -28,6 +28,14 @@ TARGETS: list[tuple[str, str, float, str]] = [
     ("ratio_vs_pgbench", ">=", 1.0, "more durable stamps/s than PostgreSQL commits one-row transactions"),
     ("ratio_vs_healthz", ">=", 0.5, "a durable stamp costs less than the HTTP handling itself"),
     ("post_app_p99_ms", "<=", 10.0, "p99 of POST /app at the headline concurrency"),
+    ("p99_vs_pgbench", "<=", 1.0, "POST /app's p99 no worse than pgbench's own one-row commits"),
+    (
+        "cluster_ratio_vs_pgbench",
+        ">=",
+        1.0,
+        "through the balancer, with the synchronous standby, more stamps/s "
+        "than pgbench commits through HAProxy's write port",
+    ),
     ("server_rss_mb", "<=", 100.0, "peak RSS of any server process under load"),
 ]
 
@@ -55,6 +63,9 @@ def build(
     post = _find(runs, f"post_app_group_c{connections}")
     pgbench = _find(runs, "pgbench_commit")
     healthz = _find(runs, "healthz")
+    cluster_pg = _find(runs, "cluster_pgbench_commit")
+    balanced = _find(runs, "cluster_post_app_balancer")
+    direct = _find(runs, "cluster_post_app_direct")
     checked = [m.rows_match for m in runs if m.rows_match is not None]
     rss = [m.rss_mb for m in runs if m.rss_mb is not None]
     results: dict[str, Any] = {
@@ -69,6 +80,12 @@ def build(
         "pgbench_one_client_tps": _rps(_find(runs, "pgbench_commit_c1")),
         "ratio_vs_pgbench": _ratio(_rps(post), _rps(pgbench)),
         "ratio_vs_healthz": _ratio(_rps(post), _rps(healthz)),
+        "p99_vs_pgbench": _ratio(post.load.p99_ms, pgbench.load.p99_ms) if post and pgbench else None,
+        "cluster_pgbench_commit_tps": _rps(cluster_pg),
+        "cluster_post_app_rps": _rps(balanced),
+        "cluster_post_app_direct_rps": _rps(direct),
+        "cluster_ratio_vs_pgbench": _ratio(_rps(balanced), _rps(cluster_pg)),
+        "cluster_direct_ratio_vs_pgbench": _ratio(_rps(direct), _rps(cluster_pg)),
         "server_rss_mb": max(rss) if rss else None,
         "rows_match": bool(checked) and all(checked),
         "connections": connections,
@@ -127,7 +144,8 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
                 str(run["socket_errors"]),
                 _cell(run["rss_mb"], "{:.0f}"),
                 "/".join(
-                    _cell(run.get(key), "{:.0f}") for key in ("server_cpu_us_per_request", "db_cpu_us_per_request")
+                    _cell(run.get(key), "{:.0f}")
+                    for key in ("server_cpu_us_per_stamp", "db_cpu_us_per_stamp", "balancer_cpu_us_per_stamp")
                 ),
                 "/".join(
                     _cell(run.get(key), "{:.1f}")
@@ -150,7 +168,7 @@ HEADER = [
     "non-2xx",
     "sock err",
     "RSS MB",
-    "CPU µs/req srv/db",
+    "CPU µs/stamp srv/db/lb",
     "cores srv/db/load/all",
     "batch/slow",
     "rows",

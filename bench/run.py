@@ -12,10 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import machine, plot, report
-from bench.measure import http_run, pgbench_name, pgbench_run, say, summary
+from bench import cluster, machine, plot, report
+from bench.measure import Target, http_run, pgbench_name, pgbench_run, postmaster_pid, say, summary
 from bench.model import Measurement
-from bench.pgbench import CONNECT_ALLOWANCE_SECONDS
+from bench.pgbench import CONNECT_ALLOWANCE_SECONDS, PgTarget
 from bench.processes import interrupts_unwind
 from bench.progress import Progress, Step
 from bench.rows import RowCount, postgres_rows, sqlite_rows
@@ -65,6 +65,7 @@ def plan(settings: BenchSettings) -> list[Step]:
         *(Step(name, wrk) for name, _, _ in post_variants(settings)),
         *(Step(scan_step(rows), 2 * scan_page) for rows in sorted(settings.scan_rows)),  # first and deep page
         Step("post_app_sqlite", wrk),
+        *cluster.steps(settings, wrk, pgbench),
     ]
 
 
@@ -89,7 +90,7 @@ def measure_all(
         measured(
             name,
             f"{label}, {connections} connections",
-            lambda: http_run(name, label, svc, "POST", "/app", connections, settings, log, rows, db),
+            lambda: http_run(name, label, Target.standalone(svc, db), "POST", "/app", connections, settings, log, rows),
         )
 
     with postgres.throwaway(parent=work, tls=True) as pg:  # production refuses PostgreSQL without verified TLS
@@ -100,13 +101,23 @@ def measure_all(
             measured(
                 pgbench_name(clients, settings),
                 f"pgbench one-row INSERT per transaction, {clients} clients",
-                functools.partial(pgbench_run, pg, clients, settings, work / "pgbench", log, rows),
+                functools.partial(
+                    pgbench_run,
+                    pgbench_name(clients, settings),
+                    PgTarget.of(pg),
+                    (postmaster_pid(pg),),
+                    clients,
+                    settings,
+                    work / "pgbench",
+                    log,
+                    rows,
+                ),
             )
         with running_service(dsn, work / "serve-group.log", workers) as svc:
             measured(
                 "healthz",
                 f"{HEALTHZ}, {conns} connections",
-                lambda: http_run("healthz", HEALTHZ, svc, "GET", "/healthz", conns, settings, log),
+                lambda: http_run("healthz", HEALTHZ, Target.standalone(svc), "GET", "/healthz", conns, settings, log),
             )
             for c in sweep_connections(settings):
                 post(f"post_app_group_c{c}", "POST /app, group commit", svc, c, rows, pg)
@@ -120,6 +131,8 @@ def measure_all(
     sqlite_db.parent.mkdir()
     with running_service(f"sqlite:///{sqlite_db}", work / "serve-sqlite.log") as svc:
         post("post_app_sqlite", "POST /app, SQLite (embedded default)", svc, conns, sqlite_rows(sqlite_db), None)
+    if settings.cluster:
+        cluster.measure(settings, work, log, measured)
     return runs, scan
 
 
@@ -147,6 +160,7 @@ def main() -> int:
         "workers": settings.workers,
         "sweep": list(settings.sweep),
         "scan_rows": list(settings.scan_rows),
+        "cluster": settings.cluster,
         "started_at": started.isoformat(timespec="seconds"),
         "elapsed_s": round(time.monotonic() - t0, 1),
     }

@@ -7,6 +7,7 @@ import os
 import resource
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -45,13 +46,18 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-class TreeSampler:
-    """Samples a process tree in the background: peak RSS (``peak_process_mb``, ``peak_total_mb``) and the
-    CPU time it used between enter and exit (``cpu_seconds``). Processes that start during the window count
-    from zero; those that exit during it count up to their last sample."""
+def process_trees(roots: Sequence[int]) -> list[int]:
+    """Every process of the trees rooted at ``roots`` (several instances, or every node's PostgreSQL)."""
+    return [pid for root in roots for pid in process_tree(root)]
 
-    def __init__(self, pid: int, interval: float = 0.25) -> None:
-        self.pid = pid
+
+class TreeSampler:
+    """Samples the process trees rooted at ``pids`` in the background: peak RSS (``peak_process_mb``,
+    ``peak_total_mb``) and the CPU time they used between enter and exit (``cpu_seconds``). Processes that
+    start during the window count from zero; those that exit during it count up to their last sample."""
+
+    def __init__(self, pids: int | Sequence[int], interval: float = 0.25) -> None:
+        self.roots = [pids] if isinstance(pids, int) else list(pids)
         self.interval = interval
         self.peak_process_kib = 0
         self.peak_total_kib = 0
@@ -64,7 +70,7 @@ class TreeSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            tree = process_tree(self.pid)
+            tree = process_trees(self.roots)
             for pid in tree:
                 self._start.setdefault(pid, 0)
                 self._last[pid] = cpu_ticks(pid)
@@ -76,7 +82,7 @@ class TreeSampler:
             self._stop.wait(self.interval)
 
     def __enter__(self) -> TreeSampler:
-        self._start = {pid: cpu_ticks(pid) for pid in process_tree(self.pid)}
+        self._start = {pid: cpu_ticks(pid) for pid in process_trees(self.roots)}
         self._last = dict(self._start)
         self._thread.start()
         return self

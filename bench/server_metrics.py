@@ -23,6 +23,11 @@ class CommitStats:
             self.commits - other.commits, self.stamps - other.stamps, self.fast_commits - other.fast_commits
         )
 
+    def __add__(self, other: CommitStats) -> CommitStats:
+        return CommitStats(
+            self.commits + other.commits, self.stamps + other.stamps, self.fast_commits + other.fast_commits
+        )
+
     @property
     def mean_batch(self) -> float | None:
         return round(self.stamps / self.commits, 1) if self.commits else None

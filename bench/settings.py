@@ -31,6 +31,7 @@ class BenchSettings:
     scan_seconds: int = 3  # BENCH_SCAN_SECONDS: duration of each list-latency run (at most BENCH_SECONDS)
     workers: int = 1  # BENCH_WORKERS: PUNCHCLOCK_WORKERS of the measured service
     extra_runs: bool = True  # BENCH_EXTRA_RUNS: also pgbench at 1 client, no access log, 2 workers
+    cluster: bool = True  # BENCH_CLUSTER: also the three-node synchronous cluster behind HAProxy (needs root)
     results_dir: Path = field(default=RESULTS_DIR)  # BENCH_RESULTS_DIR: where bench.json and the plot go
 
     @classmethod
@@ -50,5 +51,6 @@ class BenchSettings:
             scan_seconds=int(env.get("BENCH_SCAN_SECONDS", min(base.scan_seconds, seconds))),
             workers=int(env.get("BENCH_WORKERS", base.workers)),
             extra_runs=_flag(env.get("BENCH_EXTRA_RUNS", "1")),
+            cluster=_flag(env.get("BENCH_CLUSTER", "1")),
             results_dir=Path(env.get("BENCH_RESULTS_DIR", str(base.results_dir))),
         )
