@@ -59,9 +59,10 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 def test_headline_keys_ratios_and_targets() -> None:
-    """Given the five headline runs, then bench.json carries the required keys, ratios and verdicts."""
+    """Given the five headline runs and the cluster's three, then bench.json carries the required keys, ratios
+    and verdicts."""
     runs = [
-        Measurement("pgbench_commit", "pgbench", 64, load(20000), rows_new=200000, rows_match=True),
+        Measurement("pgbench_commit", "pgbench", 64, load(20000, p99=9.0), rows_new=200000, rows_match=True),
         Measurement("healthz", "healthz", 64, load(40000), rss_mb=50.0),
         Measurement(
             "post_app_group_c64", "group", 64, load(30000, p99=8.0), rss_mb=60.0, rows_new=300000, rows_match=True
@@ -70,6 +71,9 @@ def test_headline_keys_ratios_and_targets() -> None:
             "post_app_per_request", "per-request", 64, load(5000), rss_mb=55.0, rows_new=50000, rows_match=True
         ),
         Measurement("post_app_sqlite", "sqlite", 64, load(8000), rss_mb=40.0, rows_new=80000, rows_match=True),
+        Measurement("cluster_pgbench_commit", "pgbench", 64, load(10000), rows_new=100000, rows_match=True),
+        Measurement("cluster_post_app_balancer", "lb", 64, load(12000), rss_mb=60.0, rows_new=120000, rows_match=True),
+        Measurement("cluster_post_app_direct", "one", 64, load(13000), rss_mb=60.0, rows_new=130000, rows_match=True),
     ]
     results = build(runs, 64, [], {"cores": 2}, {})
     expected = {
@@ -83,6 +87,9 @@ def test_headline_keys_ratios_and_targets() -> None:
         "ratio_vs_healthz": 0.75,
         "rows_match": True,
         "server_rss_mb": 60.0,
+        "p99_vs_pgbench": 0.889,
+        "cluster_ratio_vs_pgbench": 1.2,
+        "cluster_direct_ratio_vs_pgbench": 1.3,
     }
     assert {key: results[key] for key in expected} == expected
     assert all(target["met"] for target in results["targets"].values())

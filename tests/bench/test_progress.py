@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench.cluster import BRING_UP_SECONDS
 from bench.progress import Progress, Step, duration
 from bench.run import plan
 from bench.settings import BenchSettings
@@ -19,7 +20,8 @@ class Clock:
 
 def test_plan_lists_every_run_in_order_with_its_seconds_of_load() -> None:
     """Given 10 s runs with 2 s warm-up, 1 s tail, a 2-point sweep, one scan size and no extra runs, then the
-    plan is pgbench, healthz, the sweep, per-request, the scan and SQLite, each with its configured seconds."""
+    plan is pgbench, healthz, the sweep, per-request, the scan, SQLite and the cluster's three runs, each with
+    its configured seconds (the cluster's first with its bring-up)."""
     settings = BenchSettings(
         seconds=10,
         warmup_seconds=2,
@@ -38,6 +40,9 @@ def test_plan_lists_every_run_in_order_with_its_seconds_of_load() -> None:
         Step("post_app_per_request", 14),
         Step("scan_5000", 8),  # first and deep page, 3 + 1 each
         Step("post_app_sqlite", 14),
+        Step("cluster_pgbench_commit", 14 + BRING_UP_SECONDS),
+        Step("cluster_post_app_balancer", 14),
+        Step("cluster_post_app_direct", 14),
     ]
 
 
