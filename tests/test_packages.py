@@ -42,6 +42,11 @@ PROGRAMS = {
     "iptables": "iptables",
     "systemd-analyze": "systemd",  # checks the backup timers' calendar expressions
     "git": "git",  # the image's revision label
+    "dot": "graphviz",  # docs/diagrams
+    "pandoc": "pandoc",  # make docs
+    "weasyprint": "weasyprint",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf": "fonts-dejavu-core",  # the PDF's and the diagrams' text
+    "pdftotext": "poppler-utils",  # tests/docs reads the PDF back
 }
 
 

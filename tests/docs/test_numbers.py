@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from punchclock_tools.docs import diagrams
 from punchclock_tools.docs.numbers import Number, unmarked, unmarked_numbers
 from punchclock_tools.docs.render import render_all
 
@@ -59,14 +60,33 @@ def allowed(number: Number, spans: list[tuple[int, int]]) -> bool:
     return any(start <= number.start and number.end <= end for start, end in spans)
 
 
+def typed_numbers(marked_text: str) -> list[Number]:
+    text = unmarked(marked_text)
+    spans = [m.span() for pattern, _ in ALLOWED for m in re.finditer(pattern, text)]
+    return [n for n in unmarked_numbers(marked_text) if not allowed(n, spans)]
+
+
+def report(typed: list[Number]) -> str:
+    lines = "\n".join(f"  line {n.line}: {n.text!r} in {n.context.strip()[:140]}" for n in typed[:60])
+    return f"{len(typed)} typed numbers; template them or allow-list them:\n{lines}"
+
+
 DOCS = render_all(marked=True)
+# What a diagram prints: its labels (a layout attribute such as fontsize=10 is not a figure).
+LABEL = re.compile(r'\b(?:x?label)="((?:[^"\\]|\\.)*)"')
+DIAGRAMS = diagrams.load_all(marked=True)
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=[doc.target.name for doc in DOCS])
 def test_every_number_is_templated_or_allowed(doc: object) -> None:
     """Given a rendered page, then each number in it came from a placeholder or matches the allow-list."""
-    text = unmarked(doc.text)  # type: ignore[attr-defined]
-    spans = [m.span() for pattern, _ in ALLOWED for m in re.finditer(pattern, text)]
-    typed = [n for n in unmarked_numbers(doc.text) if not allowed(n, spans)]  # type: ignore[attr-defined]
-    report = "\n".join(f"  line {n.line}: {n.text!r} in {n.context.strip()[:140]}" for n in typed[:60])
-    assert not typed, f"{len(typed)} typed numbers; template them or allow-list them:\n{report}"
+    typed = typed_numbers(doc.text)  # type: ignore[attr-defined]
+    assert not typed, report(typed)
+
+
+@pytest.mark.parametrize("diagram", DIAGRAMS, ids=[d.source.name for d in DIAGRAMS])
+def test_no_diagram_types_a_figure(diagram: diagrams.Diagram) -> None:
+    """Given a diagram's source, then each number its labels print is templated or on the allow-list."""
+    labels = "\n".join(m[1].replace("\\n", "\n") for m in LABEL.finditer(diagram.dot))
+    typed = typed_numbers(labels)
+    assert not typed, report(typed)
