@@ -1,0 +1,24 @@
+# Monitoring (deploy/monitoring, punchclock_tools.monitoring): the alerts proven on a real cluster (tests/monitoring),
+# Alertmanager's routing, the blackbox probe and log shipping configs, and Prometheus + Alertmanager beside a
+# running `make cluster-up` cluster. promtool comes with prometheus (mk/deploy.mk names it).
+# prometheus-alertmanager ships alertmanager and amtool; prometheus-blackbox-exporter checks its probe modules;
+# rsyslog parses the JSON log lines of the log-shipping example.
+MONITORING_APT_PACKAGES := prometheus prometheus-alertmanager prometheus-blackbox-exporter rsyslog
+TEST_APT_PACKAGES += $(MONITORING_APT_PACKAGES)
+MONITORING := $(BIN)/python -m punchclock_tools.monitoring
+
+.PHONY: test-monitoring-live monitoring-up monitoring-down
+
+# make test-ha runs these too: every live alert scenario on a cluster of their own.
+test-ha: test-monitoring-live
+
+test-monitoring-live: dev ## every alert scenario on a real cluster scraped by a real Prometheus (a few minutes)
+	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))
+	PUNCHCLOCK_HA_FULL=1 $(BIN)/pytest tests/monitoring $(PYTEST_ARGS)
+
+monitoring-up: dev ## Prometheus and Alertmanager on loopback against the running make cluster-up cluster
+	scripts/apt-ensure $(MONITORING_APT_PACKAGES)
+	$(MONITORING) up
+
+monitoring-down: dev ## stop what make monitoring-up started (by pid)
+	$(MONITORING) down

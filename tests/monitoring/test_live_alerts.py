@@ -1,0 +1,99 @@
+"""Alerts proven on real failures: Debian's Prometheus scrapes a real cluster (Patroni, etcd, punchclock) with the
+production rules shortened by code, a fault is caused for real, and ``/api/v1/alerts`` shows the alert fire, then
+resolve once the cluster has healed.
+
+`make test` runs the first scenario (about a minute); `make test-ha` (PUNCHCLOCK_HA_FULL=1) runs them all.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from punchclock_tools.cluster.faults import Cluster, wait_until
+from punchclock_tools.load import Load
+from punchclock_tools.monitoring.alerts import matching, wait_firing, wait_resolved
+from punchclock_tools.monitoring.prometheus import Prometheus
+from tests.ha.conftest import FULL
+
+pytestmark = [pytest.mark.ha, pytest.mark.slow]
+full_only = pytest.mark.skipif(not FULL, reason="make test-ha runs the full set (PUNCHCLOCK_HA_FULL=1)")
+FAILOVER_BUDGET_SECONDS = 40  # PUNCHCLOCK_FAILOVER_BUDGET_SECONDS of the cluster's instances (the default)
+
+
+def quiet(prom: Prometheus, name: str) -> None:
+    """Given ``name`` is not active (a previous scenario's alert has resolved)."""
+    wait_resolved(prom, name, 120)
+
+
+def test_both_replicas_stopped_fires_no_synchronous_standby(settled: Cluster, live_prometheus: Prometheus) -> None:
+    """Both standbys stopped: PatroniNoSynchronousStandby fires; both back: it resolves."""
+    # Given a healthy cluster and no such alert
+    prom, cluster = live_prometheus, settled
+    quiet(prom, "PatroniNoSynchronousStandby")
+    leader = cluster.wait_leader()
+    replicas = [node.name for node in cluster.layout.nodes if node.name != leader]
+    # When both replicas are stopped
+    stopped = time.monotonic()
+    cluster.stop(*replicas)
+    # Then the alert fires, naming the cluster's scope
+    _, alert = wait_firing(prom, "PatroniNoSynchronousStandby", 90)
+    fired = time.monotonic() - stopped
+    assert (alert["labels"]["scope"], alert["labels"]["severity"]) == (cluster.layout.scope, "page")
+    # When they come back, then it resolves
+    started = time.monotonic()
+    cluster.start(*replicas)
+    wait_resolved(prom, "PatroniNoSynchronousStandby", 180)
+    resolved = time.monotonic() - started
+    print(f"PatroniNoSynchronousStandby fired {fired:.1f}s after the stop, resolved {resolved:.1f}s after the start")
+
+
+@full_only
+def test_killed_leader_fires_leader_changed(settled: Cluster, live_prometheus: Prometheus) -> None:
+    """The leader killed: PatroniLeaderChanged fires once a replica is promoted, and resolves after its window."""
+    # Given a healthy cluster with no recent leader change
+    prom, cluster = live_prometheus, settled
+    quiet(prom, "PatroniLeaderChanged")
+    old = cluster.wait_leader()
+    # When the leader's machine crashes
+    cluster.kill_node(old)
+    new = cluster.wait_leader(90, other_than=old)
+    # Then the leader-change alert fires
+    fired, alert = wait_firing(prom, "PatroniLeaderChanged", 90)
+    assert alert["labels"]["scope"] == cluster.layout.scope
+    # When the old leader rejoins, then the alert resolves once the promotion leaves its (shortened) window
+    cluster.start(old)
+    resolved = wait_resolved(prom, "PatroniLeaderChanged", 180)
+    assert cluster.wait_leader() == new
+    print(f"PatroniLeaderChanged fired {fired:.1f}s after {new} led, resolved after {resolved:.1f}s")
+
+
+@full_only
+def test_database_down_under_load_fires_fast_burn(settled: Cluster, live_prometheus: Prometheus) -> None:
+    """Every database node stopped under load: the POSTs' 503s fire PunchclockAvailabilityBudgetFastBurn (a page);
+    the nodes back: it resolves while the load goes on."""
+    # Given a healthy cluster under a steady load and no burn alert
+    prom, cluster = live_prometheus, settled
+    quiet(prom, "PunchclockAvailabilityBudgetFastBurn")
+    nodes = [node.name for node in cluster.layout.nodes]
+    with Load(cluster.url, workers=8, rate=20.0, max_seconds=480).running() as load:
+        load.wait_acknowledged(40, timeout=60)
+        # When every database node stops
+        load.mark_event()
+        cluster.stop(*nodes)
+        # Then, once held POSTs outlast the failover budget and answer 503, the fast-burn alert pages
+        fired, alert = wait_firing(prom, "PunchclockAvailabilityBudgetFastBurn", FAILOVER_BUDGET_SECONDS + 120)
+        assert (alert["labels"]["severity"], alert["labels"]["job"]) == ("page", "punchclock")
+        assert {failure.status for failure in load.outcome.failures} == {503}
+        # When the nodes come back, then POSTs succeed again and the alert resolves
+        cluster.start(*nodes)
+        wait_until(lambda: cluster.readyz() == 200, 120, "/readyz to turn 200")
+        restored = time.monotonic()
+        load.wait_acknowledged(40, timeout=120)
+        resolved = wait_resolved(prom, "PunchclockAvailabilityBudgetFastBurn", 240)
+    assert matching(prom, "PunchclockAvailabilityBudgetFastBurn") == []
+    print(
+        f"PunchclockAvailabilityBudgetFastBurn fired {fired:.1f}s after the stop, resolved"
+        f" {time.monotonic() - restored:.1f}s after /readyz turned 200 (waited {resolved:.1f}s)"
+    )
