@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from punchclock_tools.paths import REPO
+from tests.ha.conftest import report  # noqa: F401 - the scenarios' report fixture, as tests/ha records it
 
 ANSIBLE_DIR = REPO / "deploy" / "ansible"
 PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from punchclock_tools import ports
 from punchclock_tools.podman import Podman, configure, ensure_layer_image
 
 HOST_IMAGE = "localhost/punchclock-host/debian:bookworm"
@@ -121,12 +122,20 @@ class Testbed:
             check=False,
         )
 
-    def write_inventory(self, groups: dict[str, list[str]], variables: dict[str, object] | None = None) -> Path:
+    def write_inventory(
+        self,
+        groups: dict[str, list[str]],
+        variables: dict[str, object] | None = None,
+        host_vars: dict[str, dict[str, object]] | None = None,
+    ) -> Path:
         """Write an inventory (YAML, which is JSON) with these groups; every host is reached by its address."""
+        host_vars = host_vars or {}
         ssh_common = " ".join(self.ssh_args()[2:])  # the key is ansible_ssh_private_key_file
         inventory = {
             "all": {
-                "hosts": {h.name: {"ansible_host": h.address} for h in self.hosts.values()},
+                "hosts": {
+                    h.name: {"ansible_host": h.address, **host_vars.get(h.name, {})} for h in self.hosts.values()
+                },
                 "vars": {
                     "ansible_user": "root",
                     "ansible_ssh_private_key_file": str(self.key),
@@ -140,6 +149,30 @@ class Testbed:
         self.inventory.write_text(json.dumps(inventory, indent=2) + "\n")
         return self.inventory
 
+    @contextlib.contextmanager
+    def tunnel(self, via: str, target: str, port: int) -> Iterator[int]:
+        """A local port forwarded over SSH through host ``via`` to ``target:port``, as ``via`` would connect."""
+        local = ports.free_port()
+        proc = subprocess.Popen(
+            ["ssh", *self.ssh_args(), "-N", "-o", "ExitOnForwardFailure=yes",
+             "-L", f"127.0.0.1:{local}:{target}:{port}", f"root@{self.hosts[via].address}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while not ports.accepting("127.0.0.1", local):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"ssh tunnel through {via} to {target}:{port} did not open")
+                time.sleep(0.2)
+            yield local
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
     def kill(self, name: str) -> None:
         self.podman.run("kill", self.hosts[name].container)
 
@@ -149,6 +182,12 @@ class Testbed:
     def reconnect(self, name: str) -> None:
         host = self.hosts[name]
         self.podman.run("network", "connect", "--ip", host.address, self.network, host.container)
+
+    def add(self, name: str) -> Host:
+        """A new host on the running network (a node added on day 2), booted."""
+        host = _run_host(self, ensure_host_image(self.podman), name)
+        self.wait_booted([name])
+        return host
 
     def start(self, name: str) -> None:
         self.podman.run("start", self.hosts[name].container)
@@ -198,34 +237,40 @@ def create(names: Sequence[str], podman: Podman | None = None, workdir: Path | N
     bed = Testbed(podman, run_id, network, _subnet_of(podman, network), workdir)
     try:
         _make_key(bed, image)
-        for offset, name in enumerate(names, start=10):
-            host = Host(name, f"{PREFIX}-{run_id}-{name}", bed.address(offset))
-            cache = _apt_cache(bed, name)
-            podman.run(
-                "run",
-                "--detach",
-                "--name",
-                host.container,
-                "--hostname",
-                name,
-                "--label",
-                f"{PREFIX}.run={run_id}",
-                f"--network={network}:ip={host.address}",
-                "--no-hosts",  # /etc/hosts belongs to the roles, and podman must not rewrite it on (dis)connect
-                "--systemd=always",
-                "--cap-add=NET_ADMIN,NET_RAW",  # keepalived adds the floating address and sends VRRP
-                *cache,
-                "--volume",
-                f"{bed.key}.pub:/root/.ssh/authorized_keys:ro",
-                "--memory=2g",
-                image,
-            )
-            bed.hosts[name] = host
+        for name in names:
+            _run_host(bed, image, name)
         bed.wait_booted(list(names))
     except BaseException:
         destroy(bed)
         raise
     return bed
+
+
+def _run_host(bed: Testbed, image: str, name: str) -> Host:
+    """Start host ``name`` at the next free offset of the subnet (10, 11, ...); recorded in ``bed.hosts``."""
+    host = Host(name, f"{PREFIX}-{bed.run_id}-{name}", bed.address(10 + len(bed.hosts)))
+    cache = _apt_cache(bed, name)
+    bed.podman.run(
+        "run",
+        "--detach",
+        "--name",
+        host.container,
+        "--hostname",
+        name,
+        "--label",
+        f"{PREFIX}.run={bed.run_id}",
+        f"--network={bed.network}:ip={host.address}",
+        "--no-hosts",  # /etc/hosts belongs to the roles, and podman must not rewrite it on (dis)connect
+        "--systemd=always",
+        "--cap-add=NET_ADMIN,NET_RAW",  # keepalived adds the floating address and sends VRRP
+        *cache,
+        "--volume",
+        f"{bed.key}.pub:/root/.ssh/authorized_keys:ro",
+        "--memory=2g",
+        image,
+    )
+    bed.hosts[name] = host
+    return host
 
 
 def _apt_cache(bed: Testbed, name: str) -> list[str]:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import math
+import ssl
 import threading
 import time
 import uuid
@@ -108,8 +109,10 @@ class Load:
         max_seconds: float = 240.0,
         max_requests: int = 100_000,
         timeout: float = 60.0,  # above the failover budget (40 s), so a held POST gets its 503, not a timeout
+        ca_file: str | None = None,  # for an https:// url: the CA its certificate must chain to
     ) -> None:
         self.url = url.rstrip("/")
+        self.ca_file = ca_file
         self.workers = workers
         self.interval = workers / rate
         self.max_seconds = max_seconds
@@ -146,7 +149,8 @@ class Load:
     async def _run(self) -> None:
         deadline = self.outcome.started + self.max_seconds
         limits = httpx.Limits(max_connections=self.workers, max_keepalive_connections=self.workers)
-        async with httpx.AsyncClient(timeout=self.timeout, limits=limits) as client:
+        verify = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else True
+        async with httpx.AsyncClient(timeout=self.timeout, limits=limits, verify=verify) as client:
             await asyncio.gather(*(self._worker(client, n, deadline) for n in range(self.workers)))
 
     async def _worker(self, client: httpx.AsyncClient, n: int, deadline: float) -> None:

@@ -44,3 +44,12 @@ def stable_ports(count: int) -> list[int]:
     if len(ports) < count:
         raise RuntimeError(f"found only {len(ports)} free ports between {low} and {high}")
     return ports
+
+
+def accepting(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP connections on ``host:port`` now."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True

@@ -99,8 +99,12 @@ def leader(layout: Layout) -> str | None:
 
 def healthy(layout: Layout) -> bool:
     """A running leader and every other node a streaming replica, one of them synchronous."""
-    found = members(layout)
-    if len(found) != len(layout.nodes):
+    return members_healthy(members(layout), len(layout.nodes))
+
+
+def members_healthy(found: list[dict[str, Any]], count: int) -> bool:
+    """``healthy`` on a member list (``GET /cluster``) of a cluster of ``count`` nodes, wherever it runs."""
+    if len(found) != count:
         return False
     roles = sorted(member.get("role", "") for member in found)
     running = all(member.get("state") in ("running", "streaming") for member in found)
