@@ -121,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         rc = rc or 1
         finally:
             run.cleanup()
+            if not args.network:
+                # Without --force: a concurrent fresh run still on the network keeps it.
+                podman.run("network", "rm", NETWORK, check=False, timeout=120)
     log(f"done in {time.monotonic() - started:.0f}s, exit {rc}")
     return rc
 
