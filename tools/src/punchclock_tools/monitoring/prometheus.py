@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
+from punchclock_tools.monitoring import daemon
 from punchclock_tools.ports import free_port
 
 BINARY = "prometheus"  # Debian package prometheus
@@ -91,31 +90,6 @@ class Prometheus:
         raise TimeoutError(f"targets not up after {timeout}s: {down}")
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited with {process.returncode}: {log.read_text()[-2000:]}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url + "/-/ready", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready after {timeout}s: {log.read_text()[-2000:]}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, SIGKILL it if it lingers."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
 def start(workdir: Path, document: dict[str, Any], port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """Write ``document`` as ``workdir``/prometheus.yml and start Prometheus on it in its own session."""
     binary = shutil.which(BINARY)
@@ -133,9 +107,7 @@ def start(workdir: Path, document: dict[str, Any], port: int | None = None) -> t
         "--web.enable-lifecycle",
         "--log.level=warn",
     ]
-    with (workdir / "prometheus.log").open("ab") as out:
-        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return process, f"http://{address}"
+    return daemon.spawn(argv, workdir / "prometheus.log"), f"http://{address}"
 
 
 @contextlib.contextmanager
@@ -143,7 +115,7 @@ def running(workdir: Path, document: dict[str, Any], timeout: float = 60) -> Ite
     """Prometheus on a free loopback port for the block, stopped by process group afterwards."""
     process, url = start(workdir, document)
     try:
-        wait_ready(url, process, workdir / "prometheus.log", timeout)
+        daemon.wait_ready(url, process, workdir / "prometheus.log", timeout)
         yield Prometheus(url, process, workdir / "prometheus.log")
     finally:
-        stop(process)
+        daemon.stop(process)
