@@ -84,7 +84,9 @@ def page_markdown(page: str, letter: str | None) -> str:
         heading = HEADING.match(line)
         if heading:
             level, title = len(heading[1]), heading[2]
-            anchor = github_id(title)
+            named = ANCHOR.search(title)  # `## <a id="x"></a>Title`: the page links to #x
+            title = ANCHOR.sub("", title).strip()
+            anchor = named[1] if named else github_id(title)
             while anchor in seen:
                 anchor += "-1"
             seen.add(anchor)
@@ -92,8 +94,7 @@ def page_markdown(page: str, letter: str | None) -> str:
                 if letter is not None:
                     out.append(f"# Appendix {letter}: {title} {{#{page} .appendix}}")
                 continue  # the design's own title is the title page's
-            depth = level - 2 if letter is None else level - 1  # design: ## is a section; appendix: # is
-            depth = min(depth, len(counters) - 1)
+            depth = min(level - 2, len(counters) - 1)  # ## numbers 1 (design) or A.1 (appendix A)
             counters[depth] += 1
             counters[depth + 1 :] = [0] * (len(counters) - depth - 1)
             number = ".".join(str(n) for n in counters[: depth + 1])
