@@ -18,8 +18,8 @@ MONITORING = REPO / "deploy" / "monitoring"
 RULE_FILES = sorted((MONITORING / "rules").glob("*.yml"))
 RULE_TESTS = sorted((MONITORING / "tests").glob("*.yml"))
 DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
-# The files of the service, its SLOs and the database tier (backup.yml is described in docs/backup.md).
-OWN_RULE_FILES = [MONITORING / "rules" / name for name in ("punchclock.yml", "slo.yml", "database.yml")]
+# The files of the service, its SLOs, the database tier and the probe (backup.yml is described in docs/backup.md).
+OWN_RULE_FILES = [MONITORING / "rules" / name for name in ("punchclock.yml", "slo.yml", "database.yml", "probe.yml")]
 RUNBOOK = REPO / "docs" / "monitoring.md"
 BENCH = REPO / "results" / "bench.json"
 

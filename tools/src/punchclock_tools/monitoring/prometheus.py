@@ -31,8 +31,14 @@ class ScrapeSettings:
     external_labels: dict[str, str] = field(default_factory=dict)
 
 
-def config(jobs: dict[str, list[str]], rule_files: list[Path], settings: ScrapeSettings) -> dict[str, Any]:
-    """A prometheus.yml scraping each job's ``host:port`` targets on ``/metrics`` and loading ``rule_files``."""
+def config(
+    jobs: dict[str, list[str]],
+    rule_files: list[Path],
+    settings: ScrapeSettings,
+    extra_scrape_configs: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A prometheus.yml scraping each job's ``host:port`` targets on ``/metrics`` (and ``extra_scrape_configs`` as
+    they are, a blackbox probe say) and loading ``rule_files``."""
     global_: dict[str, Any] = {
         "scrape_interval": settings.scrape_interval,
         "evaluation_interval": settings.evaluation_interval,
@@ -46,7 +52,8 @@ def config(jobs: dict[str, list[str]], rule_files: list[Path], settings: ScrapeS
         "rule_files": [str(path) for path in rule_files],
         "scrape_configs": [
             {"job_name": job, "static_configs": [{"targets": targets}]} for job, targets in jobs.items() if targets
-        ],
+        ]
+        + list(extra_scrape_configs or []),
     }
     if settings.alertmanagers:
         document["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(settings.alertmanagers)}]}]}
