@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import time
-import uuid
 
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from punchclock.lifecycle import Lifecycle
@@ -27,13 +29,19 @@ class RequestContext:
         self.lifecycle = lifecycle
         self.metrics = metrics
         self.access_log = access_log
+        # Request ids: a random prefix per process and a counter, 32 hex digits like a uuid4 but without its
+        # cost on every request (os.urandom and a UUID object); workers each build their own app.
+        self._id_prefix = secrets.token_hex(8)
+        self._ids = itertools.count(1)
+        # The instruments' children by label values: ``labels()`` validates and locks on every call.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _request_id(scope) or uuid.uuid4().hex
+        request_id = _request_id(scope) or f"{self._id_prefix}{next(self._ids):016x}"
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -55,8 +63,9 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - started
             label = "/app" if fast else getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(label, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(label).observe(elapsed)
+            counter, latency = self._instruments(label, scope["method"], status)
+            counter.inc()
+            latency.observe(elapsed)
             if self.access_log is not None:
                 self.access_log.request(
                     method=scope["method"],
@@ -65,6 +74,17 @@ class RequestContext:
                     duration_ms=round(elapsed * 1000, 3),
                     request_id=request_id,
                 )
+
+    def _instruments(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter and latency histogram children for these labels, made once."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.metrics.requests.labels(route, method, str(status)),
+                self.metrics.latency.labels(route),
+            )
+        return children
 
 
 def _request_id(scope: Scope) -> str | None:

@@ -37,7 +37,7 @@ _CHECK_REUSE = 1.0
 _ANSWER_MARGIN = 0.2  # share of the drain bound (at most 1 s) kept for answering waiters before it ends
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared and hashed by identity: a set holds the waiting ones
 class _Pending:
     stamp: NewStamp
     deadline: float
@@ -63,6 +63,7 @@ class Writer:
         self._checked_at = 0.0
         self._wrote_at: float | None = None  # the last commit or write check that succeeded
         self._cutoff: asyncio.Future[None] | None = None  # resolved when waiters must be answered now
+        self._waiting: set[_Pending] = set()  # stamps whose request still waits for its answer
         self._retry_after = max(1, round(self._budget / 2))
         metrics.queue_depth.set_function(self._queue.qsize)
 
@@ -77,11 +78,7 @@ class Writer:
         if cutoff is None or cutoff.done():
             return
 
-        def cut_off() -> None:
-            if not cutoff.done():
-                cutoff.set_result(None)
-
-        asyncio.get_running_loop().call_later(seconds - min(1.0, seconds * _ANSWER_MARGIN), cut_off)
+        asyncio.get_running_loop().call_later(seconds - min(1.0, seconds * _ANSWER_MARGIN), self._cut_off, cutoff)
 
     async def stop(self, bound: float) -> None:
         """Commit what is queued (for at most ``bound`` seconds), then stop the loops."""
@@ -115,15 +112,31 @@ class Writer:
         except asyncio.QueueFull:
             self._metrics.db_errors.labels(kind="queue_full").inc()
             raise Overloaded("the write queue is full; retry shortly", retry_after=1) from None
-        waits: set[asyncio.Future[object]] = {pending.future}  # type: ignore[arg-type]
-        if self._cutoff is not None:
-            waits.add(self._cutoff)  # type: ignore[arg-type]
-        await asyncio.wait(waits, timeout=self._budget, return_when=asyncio.FIRST_COMPLETED)
-        if pending.future.done():
-            return pending.future.result()
-        if self._cutoff is not None and self._cutoff.done():
+        cutoff = self._cutoff
+        if cutoff is not None and cutoff.done():
             raise self._shutting_down()
-        raise DatabaseUnavailable(f"the database did not accept the write within {self._budget:g} s", self._retry_after)
+        # One timer and one future per request; the budget's expiry and the drain's cut-off answer the future
+        # (asyncio.wait's per-call set, callbacks and extra waiter future cost more than the commit's share).
+        timer = asyncio.get_running_loop().call_later(self._budget, self._time_out, pending)
+        self._waiting.add(pending)
+        try:
+            return await pending.future
+        finally:
+            timer.cancel()
+            self._waiting.discard(pending)
+
+    def _time_out(self, pending: _Pending) -> None:
+        _reject(
+            pending,
+            DatabaseUnavailable(f"the database did not accept the write within {self._budget:g} s", self._retry_after),
+        )
+
+    def _cut_off(self, cutoff: asyncio.Future[None]) -> None:
+        """Answer every waiter now (503, retry with the same key): the drain bound is about to end."""
+        if not cutoff.done():
+            cutoff.set_result(None)
+        for pending in list(self._waiting):
+            _reject(pending, self._shutting_down())
 
     async def check_writable(self) -> None:
         """The store's write check, shared by every caller: callers join the check in flight, and a finished
