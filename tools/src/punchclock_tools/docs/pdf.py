@@ -22,6 +22,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from punchclock_tools.docs import results
 from punchclock_tools.paths import REPO
 
 DOCS = REPO / "docs"
@@ -128,6 +129,16 @@ def revision() -> str:
     return out.stdout.strip()
 
 
+def figures() -> str:
+    """Where the figures come from, for the title page: each results file's run, date and commit."""
+    runs = []
+    for name, loaded in sorted(results.load_all().items()):
+        p = loaded.provenance
+        how = "transcribed" if p["transcribed"] else ("dirty tree" if p["dirty"] else "")
+        runs.append(f"{name}.json ({p['produced_at'][:10]}, {p['commit'][:7]}{', ' + how if how else ''})")
+    return "Figures from results/: " + "; ".join(runs)
+
+
 def html(markdown: str) -> str:
     out = subprocess.run(
         [
@@ -142,6 +153,7 @@ def html(markdown: str) -> str:
             f"--metadata=title:{TITLE}",
             f"--metadata=subtitle:{SUBTITLE}",
             f"--metadata=date:{revision()}",
+            f"--metadata=figures:{figures()}",
             "--metadata=lang:en",
         ],
         input=markdown,
