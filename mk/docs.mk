@@ -7,9 +7,10 @@
 # against in one install and leaves the lock alone; 57.2 has every CSS feature design.css uses. pandoc is only
 # in Debian (PyPI's "pandoc" wraps the binary); WeasyPrint spares a LaTeX installation.
 # graphviz draws the diagrams; its Recommends (fonts-liberation2) is not needed, the sources name DejaVu.
-# fonts-dejavu-core: a minbase Debian has no font, and WeasyPrint and dot render text with what fontconfig finds.
+# fonts-dejavu-core: a minbase Debian has no font, and WeasyPrint and dot render text with what fontconfig finds;
+# fonts-dejavu-extra: its italic and oblique faces, for emphasis (without them Pango slants the upright ones).
 # poppler-utils: tests/docs reads the PDF back (pdftotext) and renders pages (pdftoppm).
-DOCS_APT_PACKAGES := pandoc weasyprint graphviz fonts-dejavu-core poppler-utils
+DOCS_APT_PACKAGES := pandoc weasyprint graphviz fonts-dejavu-core fonts-dejavu-extra poppler-utils
 TEST_APT_PACKAGES += $(DOCS_APT_PACKAGES)
 DOCS_BUILD := build/docs
 

@@ -46,6 +46,7 @@ PROGRAMS = {
     "pandoc": "pandoc",  # make docs
     "weasyprint": "weasyprint",
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf": "fonts-dejavu-core",  # the PDF's and the diagrams' text
+    "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Italic.ttf": "fonts-dejavu-extra",  # the PDF's emphasis
     "pdftotext": "poppler-utils",  # tests/docs reads the PDF back
 }
 
