@@ -7,7 +7,7 @@ MONITORING_APT_PACKAGES := prometheus prometheus-alertmanager prometheus-blackbo
 TEST_APT_PACKAGES += $(MONITORING_APT_PACKAGES)
 MONITORING := $(BIN)/python -m punchclock_tools.monitoring
 
-.PHONY: test-monitoring-live monitoring-up monitoring-down
+.PHONY: test-monitoring-live monitoring-up monitoring-down monitoring-status
 
 # make test-ha runs these too: every live alert scenario on a cluster of their own.
 test-ha: test-monitoring-live
@@ -16,9 +16,12 @@ test-monitoring-live: dev ## every alert scenario on a real cluster scraped by a
 	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))
 	PUNCHCLOCK_HA_FULL=1 $(BIN)/pytest tests/monitoring $(PYTEST_ARGS)
 
-monitoring-up: dev ## Prometheus and Alertmanager on loopback against the running make cluster-up cluster
+monitoring-up: dev ## Prometheus and Alertmanager on loopback against the running make cluster-up cluster (SHORTEN=30: rule timings / 30)
 	scripts/apt-ensure $(MONITORING_APT_PACKAGES)
-	$(MONITORING) up
+	$(MONITORING) up $(if $(SHORTEN),--shorten $(SHORTEN))
 
 monitoring-down: dev ## stop what make monitoring-up started (by pid)
 	$(MONITORING) down
+
+monitoring-status: dev ## the URLs of what make monitoring-up started
+	$(MONITORING) status

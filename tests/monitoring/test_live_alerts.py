@@ -8,11 +8,13 @@ resolve once the cluster has healed.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
 from punchclock_tools.cluster.faults import Cluster, wait_until
 from punchclock_tools.load import Load
+from punchclock_tools.monitoring import stack
 from punchclock_tools.monitoring.alerts import matching, wait_firing, wait_resolved
 from punchclock_tools.monitoring.prometheus import Prometheus
 from tests.ha.conftest import FULL
@@ -97,3 +99,24 @@ def test_database_down_under_load_fires_fast_burn(settled: Cluster, live_prometh
         f"PunchclockAvailabilityBudgetFastBurn fired {fired:.1f}s after the stop, resolved"
         f" {time.monotonic() - restored:.1f}s after /readyz turned 200 (waited {resolved:.1f}s)"
     )
+
+
+def test_monitoring_up_scrapes_the_cluster_and_reaches_alertmanager(settled: Cluster, tmp_path: Path) -> None:
+    """``make monitoring-up``'s stack scrapes every process of the cluster and sends to its Alertmanager; ``down``
+    stops both by pid."""
+    # Given a cluster, when the monitoring stack starts beside it
+    started = stack.up(Path(settled.layout.state_dir), tmp_path)
+    try:
+        prom = Prometheus(started.prometheus_url, None, tmp_path / "prometheus" / "prometheus.log")
+        # Then every Patroni, etcd member and instance is scraped, and Prometheus has found its Alertmanager
+        prom.wait_all_up(60)
+        jobs = sorted({target["labels"]["job"] for target in prom.targets()})
+        assert jobs == ["etcd", "patroni", "punchclock"]
+        managers = prom.get("/api/v1/alertmanagers")["activeAlertmanagers"]
+        assert [manager["url"] for manager in managers] == [f"{started.alertmanager_url}/api/v2/alerts"]
+        assert stack.up(Path(settled.layout.state_dir), tmp_path) == started  # a second up reuses it
+    finally:
+        stack.down(tmp_path)
+    # And after down neither process runs
+    assert not stack.running_program(started.prometheus_pid, "prometheus")
+    assert not stack.running_program(started.alertmanager_pid, "prometheus-alertmanager")

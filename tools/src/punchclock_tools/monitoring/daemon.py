@@ -50,6 +50,13 @@ def stop_group(pid: int, wait: float = 15) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def detach(process: subprocess.Popen[bytes]) -> int:
+    """Leave ``process`` running past this Python process (``make monitoring-up``); returns its pid for
+    ``stop_group``. Popen would otherwise warn, when collected, that its child still runs."""
+    process.returncode = 0
+    return process.pid
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         stop_group(process.pid)

@@ -63,7 +63,7 @@ def config(
 @dataclass
 class Prometheus:
     url: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None  # None for one another command started (make monitoring-up)
     log: Path
 
     def get(self, path: str, **params: str) -> Any:

@@ -1,0 +1,94 @@
+"""``make monitoring-up``: Prometheus and Alertmanager on loopback beside a running ``make cluster-up`` cluster,
+with the production rules and Alertmanager configuration, left running until ``make monitoring-down``.
+
+What runs is written to ``<state>/monitoring.json`` (pids and URLs); ``down`` stops each process group by its pid,
+after checking the pid still runs that program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from punchclock_tools.cluster.layout import Layout
+from punchclock_tools.monitoring import alertmanager, daemon, prometheus, rules, targets
+from punchclock_tools.paths import REPO
+
+MONITORING = REPO / "deploy" / "monitoring"
+RULE_FILES = sorted((MONITORING / "rules").glob("*.yml"))
+ALERTMANAGER_CONFIG = MONITORING / "alertmanager.yml"
+
+
+@dataclass
+class Stack:
+    prometheus_pid: int
+    prometheus_url: str
+    alertmanager_pid: int
+    alertmanager_url: str
+
+    def lines(self) -> list[str]:
+        return [
+            f"Prometheus    {self.prometheus_url}/alerts  (targets: {self.prometheus_url}/targets)",
+            f"Alertmanager  {self.alertmanager_url}/#/alerts",
+        ]
+
+
+def state_file(workdir: Path) -> Path:
+    return workdir / "monitoring.json"
+
+
+def running_program(pid: int, program: str) -> bool:
+    """Process ``pid`` runs and is ``program`` (a pid reused by something else is left alone)."""
+    with contextlib.suppress(OSError):
+        return Path(program).name in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    return False
+
+
+def load(workdir: Path) -> Stack | None:
+    path = state_file(workdir)
+    return Stack(**json.loads(path.read_text())) if path.exists() else None
+
+
+def up(cluster_state: Path, workdir: Path, shortening: rules.Shortening | None = None) -> Stack:
+    """Start Alertmanager, then Prometheus scraping the cluster of ``cluster_state`` and notifying it."""
+    existing = load(workdir)
+    if existing and running_program(existing.prometheus_pid, prometheus.BINARY):
+        return existing
+    if not (cluster_state / "cluster.json").exists():
+        raise SystemExit(f"no cluster in {cluster_state}: run `make cluster-up` first")
+    layout = Layout.load(cluster_state)
+    workdir.mkdir(parents=True, exist_ok=True)
+    rule_files = rules.write_shortened(RULE_FILES, workdir / "rules", shortening) if shortening else RULE_FILES
+    manager, manager_url = alertmanager.start(workdir / "alertmanager", ALERTMANAGER_CONFIG)
+    daemon.wait_ready(manager_url, manager, workdir / "alertmanager" / "alertmanager.log", 30)
+    settings = prometheus.ScrapeSettings(
+        scrape_interval="5s", evaluation_interval="5s", alertmanagers=(manager_url.removeprefix("http://"),)
+    )
+    document = prometheus.config(targets.cluster_jobs(layout), rule_files, settings)
+    server, server_url = prometheus.start(workdir / "prometheus", document)
+    daemon.wait_ready(server_url, server, workdir / "prometheus" / "prometheus.log", 60)
+    stack = Stack(daemon.detach(server), server_url, daemon.detach(manager), manager_url)
+    state_file(workdir).write_text(json.dumps(asdict(stack), indent=2) + "\n")
+    return stack
+
+
+def down(workdir: Path) -> list[str]:
+    """Stop what ``up`` started, by pid; returns one sentence per process."""
+    stack = load(workdir)
+    if stack is None:
+        return [f"nothing started from {workdir}"]
+    notes = []
+    for name, pid, program in (
+        ("Prometheus", stack.prometheus_pid, prometheus.BINARY),
+        ("Alertmanager", stack.alertmanager_pid, alertmanager.BINARY),
+    ):
+        if running_program(pid, program):
+            daemon.stop_group(pid)
+            notes.append(f"stopped {name} (pid {pid})")
+        else:
+            notes.append(f"{name} (pid {pid}) was not running")
+    os.unlink(state_file(workdir))
+    return notes
