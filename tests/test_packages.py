@@ -32,6 +32,11 @@ PROGRAMS = {
     "nft": "nftables",
     "wrk": "wrk",
     "promtool": "prometheus",
+    "prometheus": "prometheus",  # the live alert tests and make monitoring-up
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "amtool": "prometheus-alertmanager",  # the routing tests
+    "prometheus-blackbox-exporter": "prometheus-blackbox-exporter",
+    "/usr/sbin/rsyslogd": "rsyslog",  # the log-shipping example's tests
     "podman": "podman",
     "runc": "runc",
     "catatonit": "catatonit",  # a Recommends of podman: its pause image for `podman kube play` needs it
