@@ -1,20 +1,24 @@
 """How the local cluster archives (no cluster started): every node pushes WAL with its own queue and lock,
-every pgbackrest command of Patroni's reads the secrets, and the Kubernetes ObjectStore encrypts both streams."""
+every pgbackrest command of Patroni's reads the secrets, a node that is down does not stop the tooling, and the
+Kubernetes ObjectStore encrypts both streams."""
 
 from __future__ import annotations
 
 import shlex
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from pcbackup.config import INCLUDE_DIR, SECRETS_FILE
+from pcbackup.config import INCLUDE_DIR, SECRETS_FILE, Node
+from pcbackup.sources import Source
 from punchclock_tools.cluster.layout import Layout, new_layout
 from punchclock_tools.cluster.render import render_all
 from punchclock_tools.paths import REPO
+from punchclock_tools.ports import free_port
 from punchclock_tools.postgres import run_as_postgres
 
 OBJECTSTORE = REPO / "deploy" / "kubernetes" / "overlays" / "prod" / "backup" / "objectstore.yaml"
@@ -79,3 +83,10 @@ def test_objectstore_encrypts_wal_and_base_backups() -> None:
     """The Barman Cloud ObjectStore asks the bucket for server-side encryption of both WAL and base backups."""
     spec = yaml.safe_load(OBJECTSTORE.read_text())["spec"]["configuration"]
     assert (spec["wal"].get("encryption"), spec["data"].get("encryption")) == ("AES256", "AES256")
+
+
+def test_a_stopped_node_is_skipped_when_finding_the_primary(backed_up: Source, scratch: Path) -> None:
+    """Given a node that is down (a crashed old leader) listed first, then the primary is still found."""
+    down = Node(scratch / "data", free_port(), scratch)
+    source = replace(backed_up, nodes=(down, *backed_up.nodes))
+    assert source.primary().port == backed_up.nodes[0].port

@@ -303,7 +303,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.canary:
         try:
             source = live_source(args)
-            CanaryWriter(source.primary).write([f"heartbeat-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6}"])
+            writer = CanaryWriter(source.primary)
+            writer.ensure()  # a new cluster has no canary table until the first heartbeat makes it
+            writer.write([f"heartbeat-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6}"])
         except CommandFailed as error:
             print(f"pcbackup metrics: no canary row ({error})", file=sys.stderr)
     cache = args.cache or (args.textfile_dir / ".pcbackup-metrics-cache.json" if args.textfile_dir else None)

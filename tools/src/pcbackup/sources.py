@@ -14,7 +14,7 @@ from pcbackup.config import INCLUDE_DIR, Node, write_config
 from pcbackup.errors import BackupError
 from pcbackup.pgbackrest import PgBackRest
 from punchclock_tools import postgres
-from punchclock_tools.postgres import Database
+from punchclock_tools.postgres import CommandFailed, Database
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,10 @@ class Source:
     database: str = "punchclock"
 
     def primary(self) -> Database:
-        """The node that is not in recovery right now."""
+        """The node that is not in recovery right now; a node that is down is skipped."""
         for node in self.nodes:
             db = Database(node.socket_dir, node.port, self.database)
-            with contextlib.suppress(BackupError):
+            with contextlib.suppress(CommandFailed):  # psql's failure to reach a stopped node included
                 if not db.in_recovery():
                     return db
         raise BackupError("no PostgreSQL node answers as primary")

@@ -20,8 +20,11 @@ BOOTSTRAPPED = "etcd_bootstrapped"  # key in layout.extra, set once the members 
 
 
 def cluster_state(layout: Layout) -> str:
-    """The ``--initial-cluster-state`` every member is rendered with."""
-    return "existing" if layout.extra.get(BOOTSTRAPPED) else "new"
+    """The ``--initial-cluster-state`` every member is rendered with: ``existing`` once they formed a cluster,
+    unless every member lost its data (the whole cluster lost, docs/backup.md): then there is none to join, and
+    the members form a new one."""
+    survivors = [m for m in layout.etcd if (Path(m.data_dir) / "member").is_dir()]
+    return "existing" if layout.extra.get(BOOTSTRAPPED) and survivors else "new"
 
 
 def etcdctl(layout: Layout, *args: str, exclude: str | None = None, timeout: float = 20) -> str:
