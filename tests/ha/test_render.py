@@ -110,12 +110,18 @@ def test_haproxy_accepts_its_config(layout: Layout) -> None:
 
 def test_etcd_joins_as_new_only_before_the_cluster_formed(layout: Layout) -> None:
     """Every member starts with --initial-cluster-state new until etcd first formed its cluster, and with
-    existing after, so a member that lost its data joins that cluster instead of bootstrapping another."""
+    existing after, so a member that lost its data joins that cluster instead of bootstrapping another; new
+    again once every member lost its data, as there is no cluster left to join."""
     first = Path(layout.supervisor["config"]).read_text()
     assert first.count("--initial-cluster-state new") == len(layout.etcd)
     assert etcd.mark_bootstrapped(layout) is True
     assert etcd.mark_bootstrapped(layout) is False
+    for member in layout.etcd:  # a formed cluster: its members hold their data
+        (Path(member.data_dir) / "member").mkdir(parents=True)
     write_supervisord_config(layout)
     later = Path(layout.supervisor["config"]).read_text()
     assert later.count("--initial-cluster-state existing") == len(layout.etcd)
     assert Layout.load(layout.root).extra[etcd.BOOTSTRAPPED] is True
+    for member in layout.etcd:  # every member lost its data (the whole cluster lost): nothing to join
+        shutil.rmtree(member.data_dir)
+    assert etcd.cluster_state(layout) == "new"
