@@ -24,7 +24,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import structlog
 from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
@@ -99,7 +99,7 @@ class _OneSendPerTurn:
     def is_closing(self) -> bool:
         return self._transport.is_closing()
 
-    def __getattr__(self, name: str) -> object:  # get_extra_info, pause_reading, resume_reading...
+    def __getattr__(self, name: str) -> Any:  # get_extra_info, pause_reading, resume_reading...
         return getattr(self._transport, name)
 
 

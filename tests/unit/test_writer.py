@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from punchclock.errors import DatabaseUnavailable, Overloaded, TransientStorageError
+from punchclock.errors import DatabaseUnavailable, Overloaded, TransientStorageError, Unavailable
 from punchclock.metrics import Metrics
 from punchclock.settings import Settings
 from punchclock.store import NewStamp, Stored
@@ -185,3 +185,21 @@ async def test_unforeseen_store_error_is_retried_not_a_500(tmp_path: Path, metri
     await writer.stop(1)
     assert [s.id for s in await store.page(10, None)] == [stored.stamp.id]
     await store.close()
+
+
+async def test_drain_cut_off_answers_every_waiter_then_refuses_new_ones(tmp_path: Path, metrics: Metrics) -> None:
+    """Given stamps waiting on an unreachable database, when the drain bound comes near, then every waiter is
+    answered 503 (retry with the same key) before its failover budget, and a stamp sent after that at once."""
+    store = Unreachable(tmp_path / "db.sqlite")
+    writer = await started(store, metrics, failover_budget_seconds=30)
+    waiting = [asyncio.create_task(writer.record(NewStamp(f"k{n}", now()))) for n in range(5)]
+    await asyncio.sleep(0.05)
+    writer.answer_within(0.5)  # cut off at 0.4 s, long before the 30 s budget
+    answers = await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), timeout=5)
+    with pytest.raises(Unavailable) as late:
+        await asyncio.wait_for(writer.record(NewStamp("late", now())), timeout=1)
+    await writer.stop(0.1)
+    await store.close()
+
+    assert [type(answer) for answer in answers] == [Unavailable] * 5
+    assert "shutting down" in str(late.value)
