@@ -37,7 +37,7 @@ restore-drill: dev ## verify both repositories, restore the newest backups and t
 	$(PCBACKUP) drill $(if $(filter standalone,$(DRILL)),--standalone --stamps $(STAMPS) --scratch $(CURDIR)/.state) --report .state/restore-drill.json
 	$(BIN)/python -m punchclock_tools.docs.provenance restore-drill .state/restore-drill.json --command "make restore-drill$(if $(filter standalone,$(DRILL)), DRILL=standalone STAMPS=$(STAMPS))"
 
-test-backup-cluster: dev ## the backup scenarios on a real cluster: the drill on the scheduled chain, after a failover, the lost-cluster runbook
+test-backup-cluster: dev ## the backup scenarios on a real cluster: the drill on the scheduled chain, after a failover, no archive hole across a failover, the lost-cluster runbook
 	scripts/apt-ensure $(sort $(TEST_APT_PACKAGES))
 	PUNCHCLOCK_BACKUP_CLUSTER=1 $(BIN)/pytest tests/backup/test_cluster.py $(PYTEST_ARGS)
 

@@ -1,6 +1,7 @@
-"""Backups on the real HA cluster: the drill through the API, after a failover, and the lost-cluster runbook.
+"""Backups on the real HA cluster: the drill through the API, after a failover, a restore across a failover from
+the pre-failover backup (no hole in the archive), and the lost-cluster runbook.
 
-These scenarios start their own cluster (about two minutes in all), so they run with
+These scenarios start their own cluster (a few minutes in all), so they run with
 ``make test-backup-cluster`` rather than in ``make test``, whose restore drill uses a private server.
 """
 
