@@ -21,6 +21,7 @@ from punchclock_tools.monitoring.alerts import matching, wait_firing, wait_resol
 from punchclock_tools.monitoring.prometheus import Prometheus
 from punchclock_tools.paths import REPO
 from tests.ha.conftest import FULL
+from tests.monitoring.conftest import LiveStack
 
 pytestmark = [pytest.mark.ha, pytest.mark.slow]
 full_only = pytest.mark.skipif(not FULL, reason="make test-ha runs the full set (PUNCHCLOCK_HA_FULL=1)")
@@ -53,6 +54,43 @@ def test_both_replicas_stopped_fires_no_synchronous_standby(settled: Cluster, li
     wait_resolved(prom, "PatroniNoSynchronousStandby", 180)
     resolved = time.monotonic() - started
     print(f"PatroniNoSynchronousStandby fired {fired:.1f}s after the stop, resolved {resolved:.1f}s after the start")
+
+
+@full_only
+def test_no_standby_pages_once_through_alertmanager(settled: Cluster, live_stack: LiveStack) -> None:
+    """Both standbys stopped past the failover budget: Alertmanager pages PatroniNoSynchronousStandby on the page
+    receiver while the instances' readiness alerts it causes are suppressed; both back: the page resolves."""
+    # Given a healthy cluster, Prometheus notifying a real Alertmanager, no page pending
+    prom, cluster, inbox = live_stack.prometheus, settled, live_stack.inbox
+    quiet(prom, "PatroniNoSynchronousStandby")
+    quiet(prom, "PunchclockInstanceNotReady")
+    leader = cluster.wait_leader()
+    replicas = [node.name for node in cluster.layout.nodes if node.name != leader]
+    # When both standbys stop, and stay stopped past the failover budget (writes held, then instances not ready)
+    since = len(inbox.received)
+    cluster.stop(*replicas)
+    page = inbox.wait_for(
+        lambda n: n.path == "/page" and n.status == "firing" and "PatroniNoSynchronousStandby" in n.alertnames, 90
+    )
+    wait_firing(prom, "PunchclockInstanceNotReady", FAILOVER_BUDGET_SECONDS + 60)
+    # Then Alertmanager holds the readiness alerts, suppressed by the database alert, and pages nobody for them
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = {(a["labels"]["alertname"], a["status"]["state"]) for a in live_stack.alertmanager.alerts()}
+        if ("PunchclockInstanceNotReady", "suppressed") in states:
+            break
+        time.sleep(0.5)
+    assert ("PatroniNoSynchronousStandby", "active") in states
+    assert ("PunchclockInstanceNotReady", "suppressed") in states
+    assert ("PunchclockInstanceNotReady", "active") not in states
+    readiness = {"PunchclockInstanceNotReady", "PunchclockNoReadyInstance"}
+    assert [n.alertnames for n in inbox.received[since:] if readiness & set(n.alertnames)] == []
+    # When the standbys come back, then the page is resolved on the same receiver
+    cluster.start(*replicas)
+    inbox.wait_for(
+        lambda n: n.path == "/page" and n.status == "resolved" and "PatroniNoSynchronousStandby" in n.alertnames, 180
+    )
+    assert page.body["commonLabels"]["severity"] == "page"
 
 
 @full_only
