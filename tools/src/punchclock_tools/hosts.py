@@ -156,7 +156,7 @@ class Testbed:
         proc = subprocess.Popen(
             ["ssh", *self.ssh_args(), "-N", "-o", "ExitOnForwardFailure=yes",
              "-L", f"127.0.0.1:{local}:{target}:{port}", f"root@{self.hosts[via].address}"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 30

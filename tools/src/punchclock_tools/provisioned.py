@@ -27,7 +27,7 @@ from typing import Any
 from punchclock_tools.cluster.patroni import members_healthy, wait
 from punchclock_tools.hosts import Testbed
 
-# The role defaults this module reads (deploy/ansible: group_vars/all and roles/patroni/defaults).
+# The role defaults this module reads (deploy/ansible/roles: deployment, patroni and haproxy defaults).
 REST_PORT = 8008
 POSTGRES_PORT = 5432
 DATABASE = "punchclock"
@@ -80,9 +80,10 @@ class Deployment:
         return []
 
     def leader(self, skip: tuple[str, ...] = ()) -> str | None:
-        """The running leader as the members answering see it."""
+        """The running leader as the members answering see it, never one of ``skip`` (a lost node stays listed
+        as leader until its key expires)."""
         for member in self.members(skip):
-            if member.get("role") == "leader" and member.get("state") == "running":
+            if member.get("role") == "leader" and member.get("state") == "running" and member["name"] not in skip:
                 return str(member["name"])
         return None
 
