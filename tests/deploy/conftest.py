@@ -23,6 +23,15 @@ def rendered() -> dict[str, list[Manifest]]:
 
 
 @pytest.fixture(scope="session")
+def promtool() -> str:
+    """promtool (Debian's prometheus package), for the rule files and every PromQL query the manifests carry."""
+    path = shutil.which("promtool")
+    if path is None:
+        pytest.skip("promtool is not installed (Debian package prometheus; make test installs it)")
+    return path
+
+
+@pytest.fixture(scope="session")
 def prod(rendered: dict[str, list[Manifest]]) -> list[Manifest]:
     return rendered["prod"]
 

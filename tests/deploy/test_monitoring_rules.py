@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,6 @@ DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
 OWN_RULE_FILES = [MONITORING / "rules" / name for name in ("punchclock.yml", "slo.yml", "database.yml", "probe.yml")]
 RUNBOOK = REPO / "docs" / "monitoring.md"
 BENCH = REPO / "results" / "bench.json"
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.skip("promtool is not installed (Debian package prometheus; make test installs it)")
-    return path
 
 
 def _rules(path: Path) -> list[dict[str, Any]]:

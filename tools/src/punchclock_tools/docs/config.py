@@ -124,6 +124,65 @@ def _etcd_compaction(text: str) -> str:
     return re.search(r"--auto-compaction-retention (\S+)", text)[1]  # type: ignore[index]
 
 
+def cores(quantity: str | int | float) -> float:
+    """A Kubernetes CPU quantity in cores: ``"250m"`` -> 0.25, ``"2"`` -> 2.0."""
+    text = str(quantity)
+    return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def _slo_latency() -> dict[str, float]:
+    """POST /app's latency objective (deploy/monitoring/rules/slo.yml): the bucket its SLI counts, in seconds, and
+    the share of requests that must fall within it (one minus the budget its slowest alert compares with)."""
+    text = (REPO / "deploy/monitoring/rules/slo.yml").read_text()
+    bucket = re.search(r'duration_seconds_bucket\{route="/app", le=~"(\d+(?:\.\d+)?)', text)
+    budget = re.search(r"punchclock_post_app_slow:ratio_rate3d > (\d+(?:\.\d+)?)", text)
+    return {"latency_seconds": float(bucket[1]), "latency_objective": round(1 - float(budget[1]), 6)}  # type: ignore[index]
+
+
+def _hpa(base: dict[str, Any], prod: dict[str, Any]) -> dict[str, Any]:
+    """The autoscaler's bounds, targets and behaviour (base/app/hpa.yaml; prod's patch sets its own bounds)."""
+    spec = base["spec"]
+    metrics = {metric["type"]: metric for metric in spec["metrics"]}
+    pods = metrics["Pods"]["pods"]
+    up, down = spec["behavior"]["scaleUp"], spec["behavior"]["scaleDown"]
+    (down_policy,) = down["policies"]
+    return {
+        "hpa_base_min": spec["minReplicas"],
+        "hpa_base_max": spec["maxReplicas"],
+        "hpa_prod_min": prod["spec"]["minReplicas"],
+        "hpa_prod_max": prod["spec"]["maxReplicas"],
+        "hpa_cpu_target_cores": cores(metrics["Resource"]["resource"]["target"]["averageValue"]),
+        "hpa_rps_metric": pods["metric"]["name"],
+        "hpa_rps_target": float(pods["target"]["averageValue"]),
+        "hpa_scale_up_window_seconds": up["stabilizationWindowSeconds"],
+        "hpa_scale_up_policies": {p["type"]: (p["value"], p["periodSeconds"]) for p in up["policies"]},
+        "hpa_scale_down_window_seconds": down["stabilizationWindowSeconds"],
+        "hpa_scale_down_pods": down_policy["value"],
+        "hpa_scale_down_period_seconds": down_policy["periodSeconds"],
+    }
+
+
+def _app_pod(deployment: dict[str, Any], env: Path) -> dict[str, Any]:
+    """What sizes an app pod: its server container's CPU request and limit, its connection pool."""
+    (server,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "punchclock"]
+    pool = re.search(r"^PUNCHCLOCK_POOL_SIZE=(\d+)$", env.read_text(), re.MULTILINE)
+    return {
+        "pod_cpu_request_cores": cores(server["resources"]["requests"]["cpu"]),
+        "pod_cpu_limit_cores": cores(server["resources"]["limits"]["cpu"]),
+        "pool_size": int(pool[1]),  # type: ignore[index]
+    }
+
+
+def _add_capacity_alert() -> dict[str, Any]:
+    """The VM trigger: PunchclockAddCapacity's per-instance rate threshold and its ``for`` (rules/punchclock.yml)."""
+    rules = _yaml("deploy/monitoring/rules/punchclock.yml")
+    (alert,) = [r for g in rules["groups"] for r in g["rules"] if r.get("alert") == "PunchclockAddCapacity"]
+    return {
+        "threshold": float(re.search(r"> (\d+(?:\.\d+)?)\s*$", alert["expr"].strip())[1]),  # type: ignore[index]
+        "for": alert["for"],
+    }
+
+
 def configured() -> dict[str, Any]:
     """Every configured value the docs quote, by area."""
     defaults = {
@@ -136,6 +195,8 @@ def configured() -> dict[str, Any]:
     hpa_prod = _yaml("deploy/kubernetes/overlays/prod/hpa.yaml")
     objectstore = _yaml("deploy/kubernetes/overlays/prod/backup/objectstore.yaml")
     cnpg = _yaml("deploy/kubernetes/overlays/prod/cluster.yaml")
+    base_cnpg = _yaml("deploy/kubernetes/base/database/cluster.yaml")
+    deployment = _yaml("deploy/kubernetes/base/app/deployment.yaml")
     return {
         "settings": defaults,  # src/punchclock/settings.py
         "cluster": {  # punchclock_tools/cluster: render.py and layout.py (3 etcd, 3 PostgreSQL nodes, 2 apps)
@@ -167,13 +228,13 @@ def configured() -> dict[str, Any]:
             "queue_max": local["archive-push-queue-max"],
         },
         "kubernetes": {  # deploy/kubernetes
-            "hpa_base_min": hpa_base["spec"]["minReplicas"],
-            "hpa_base_max": hpa_base["spec"]["maxReplicas"],
-            "hpa_prod_min": hpa_prod["spec"]["minReplicas"],
-            "hpa_prod_max": hpa_prod["spec"]["maxReplicas"],
-            "hpa_cpu_percent": hpa_base["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
-            "hpa_scale_down_window_seconds": hpa_base["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+            **_hpa(hpa_base, hpa_prod),
+            **_app_pod(deployment, REPO / "deploy/kubernetes/base/app/config.env"),
             "instances": cnpg["spec"]["instances"],
+            "db_cpu_cores": cores(cnpg["spec"]["resources"]["limits"]["cpu"]),  # prod, each instance
+            "max_connections": int(base_cnpg["spec"]["postgresql"]["parameters"]["max_connections"]),
             "retention_days": int(objectstore["spec"]["retentionPolicy"].rstrip("d")),
         },
+        "slo": _slo_latency(),  # deploy/monitoring/rules/slo.yml
+        "add_capacity": _add_capacity_alert(),  # deploy/monitoring/rules/punchclock.yml
     }

@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from punchclock_tools.docs import config, filters, results
+from punchclock_tools.docs import capacity, config, filters, results
 from punchclock_tools.docs.provenance import RESULTS
 from punchclock_tools.paths import REPO
 
@@ -44,12 +44,14 @@ def environment(marked: bool = False, sources: Path = SOURCES) -> jinja2.Environ
 
 def context(results_dir: Path = RESULTS) -> dict[str, Any]:
     loaded = results.load_all(results_dir)
+    configured = config.configured()
     return {
         "bench": loaded["bench"],
         "ha": loaded["ha"],
         "drill": loaded["restore-drill"],
         "manual": loaded["manual"],
-        "config": config.configured(),
+        "config": configured,
+        "capacity": capacity.model(loaded["bench"].data, configured),
     }
 
 
