@@ -48,6 +48,7 @@ def context(results_dir: Path = RESULTS) -> dict[str, Any]:
     return {
         "bench": loaded["bench"],
         "ha": loaded["ha"],
+        "provision": loaded["provision"],
         "drill": loaded["restore-drill"],
         "manual": loaded["manual"],
         "config": configured,
