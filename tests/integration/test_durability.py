@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,16 +18,27 @@ from punchclock_tools.process import serving_on, stamps_locked
 pytestmark = pytest.mark.postgres
 
 
+@contextlib.contextmanager
+def serving_without_its_standby(tmp_path: Path, budget_seconds: str) -> Iterator[tuple[postgres.Server, str]]:
+    """A throwaway primary whose commits wait for a synchronous standby that never comes, and punchclock
+    serving on it with that failover budget (live on /healthz; not ready, having no standby)."""
+    with (
+        postgres.throwaway() as pg,
+        serving_on(pg.dsn(), tmp_path / "serve.log", PUNCHCLOCK_FAILOVER_BUDGET_SECONDS=budget_seconds) as (
+            url,
+            process,
+        ),
+    ):
+        pg.wait_for_standby("absent_standby")
+        wait_until_ready(url, process, 30, "/healthz")
+        yield pg, url
+
+
 async def test_a_commit_the_standby_never_confirmed_is_not_acknowledged(tmp_path: Path) -> None:
     """Given a primary whose synchronous standby does not answer, when the backend waiting for it is killed
     (its row is now visible on the primary alone) and punchclock retries, then the POST is not answered 201:
     the retry confirms the row through the standby first, and answers 503 when the budget is spent."""
-    with (
-        postgres.throwaway() as pg,
-        serving_on(pg.dsn(), tmp_path / "serve.log", PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="3") as (url, process),
-    ):
-        pg.wait_for_standby("absent_standby")  # commits wait for a standby that never comes
-        await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
+    with serving_without_its_standby(tmp_path, budget_seconds="3") as (pg, url):
         async with httpx.AsyncClient(timeout=30) as client:
             post = asyncio.create_task(client.post(f"{url}/app", headers={"Idempotency-Key": "held"}))
             await asyncio.sleep(1)  # the insert now waits for the absent standby
@@ -49,12 +62,7 @@ async def test_a_keyless_post_of_unknown_outcome_gets_the_servers_key_and_its_re
     """Given a POST without an Idempotency-Key whose commit waits for an absent standby past the budget, then the
     503 carries the key the server generated; once the standby requirement is lifted, a retry with that key is
     answered with the original stamp, and the table holds it once."""
-    with (
-        postgres.throwaway() as pg,
-        serving_on(pg.dsn(), tmp_path / "serve.log", PUNCHCLOCK_FAILOVER_BUDGET_SECONDS="2") as (url, process),
-    ):
-        pg.wait_for_standby("absent_standby")  # commits wait for a standby that never comes
-        await asyncio.to_thread(wait_until_ready, url, process, 30, "/healthz")  # no standby: not ready
+    with serving_without_its_standby(tmp_path, budget_seconds="2") as (pg, url):
         async with httpx.AsyncClient(timeout=30) as client:
             unknown = await client.post(f"{url}/app")
             pg.wait_for_standby(None)

@@ -15,16 +15,14 @@ import base64
 import contextlib
 import csv
 import io
-import json
 import ssl
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from punchclock_tools.cluster.patroni import members_healthy, wait
+from punchclock_tools.cluster.patroni import get_url, members_healthy, wait
 from punchclock_tools.hosts import Testbed
 
 # The role defaults this module reads (deploy/ansible/roles: deployment, patroni and haproxy defaults).
@@ -60,14 +58,7 @@ class Deployment:
 
     def _get(self, node: str, path: str, timeout: float = 2.0) -> tuple[int, Any]:
         context = ssl.create_default_context(cafile=str(self.ca_file))
-        url = f"https://{self.bed.hosts[node].address}:{REST_PORT}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            return error.code, None
-        except (OSError, ValueError):
-            return 0, None
+        return get_url(f"https://{self.bed.hosts[node].address}:{REST_PORT}{path}", timeout, context)
 
     def members(self, skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         """``GET /cluster`` from the first database node that answers (``skip``: nodes not to ask)."""

@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -66,9 +67,15 @@ def ensure_installed() -> Path:
 
 
 def get(port: int, path: str, timeout: float = 1.0) -> tuple[int, Any]:
-    """GET a Patroni endpoint; (status, parsed body), or (0, None) when the node does not answer."""
+    """GET a Patroni endpoint of the local cluster; (status, parsed body), or (0, None) when the node does not
+    answer."""
+    return get_url(f"http://127.0.0.1:{port}{path}", timeout)
+
+
+def get_url(url: str, timeout: float = 1.0, context: ssl.SSLContext | None = None) -> tuple[int, Any]:
+    """``get`` on any Patroni REST URL (``context``: how an https:// one is verified)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # noqa: S310 - Patroni's REST URL
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         body = error.read()
