@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -35,12 +36,16 @@ def create_app(
     *,
     store: Store | None = None,
     registry: CollectorRegistry | None = None,
+    exposition: CollectorRegistry | None = None,
     clock: Callable[[], datetime] = utc_now,
     lifecycle: Lifecycle | None = None,
 ) -> RequestContext:
-    """Build punchclock. Every resource can be handed in; anything not given is made from ``settings``."""
+    """Build punchclock. Every resource can be handed in; anything not given is made from ``settings``.
+
+    ``registry`` holds the instruments; ``exposition``, when given, is what /metrics renders instead of it: the
+    merged metrics of every worker (``punchclock.worker_metrics``)."""
     store = store if store is not None else open_store(settings)
-    metrics = Metrics(registry if registry is not None else CollectorRegistry())
+    metrics = Metrics(registry if registry is not None else CollectorRegistry(), exposition)
     lifecycle = lifecycle if lifecycle is not None else Lifecycle()
     writer = Writer(store, settings, metrics)
     access_log = AccessLog()
@@ -49,6 +54,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        refresher: asyncio.Task[None] | None = None
         await startup.wait_for_database(store, settings.startup_wait_seconds)
         try:
             if settings.should_migrate_on_start:
@@ -57,10 +63,14 @@ def create_app(
                     log.info("applied migrations on start", versions=applied)
             await startup.check_schema(store)
             await writer.start()
+            if metrics.shared:
+                refresher = asyncio.create_task(metrics.keep_fresh(), name="metrics-refresh")
             log.info("serving", commit_mode=settings.commit_mode.value, store=repr(store))
             yield
         finally:
             lifecycle.draining = True
+            if refresher is not None:
+                refresher.cancel()
             await writer.stop(WRITER_STOP_SECONDS)
             await store.close()
             access_log.flush()

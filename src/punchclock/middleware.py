@@ -82,7 +82,7 @@ class RequestContext:
         if children is None:
             children = self._children[key] = (
                 self.metrics.requests.labels(route, method, str(status)),
-                self.metrics.latency.labels(route),
+                self.metrics.latency.labels(route, method),
             )
         return children
 

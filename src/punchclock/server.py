@@ -14,11 +14,13 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 import structlog
 import uvicorn
 
+from punchclock import worker_metrics
 from punchclock.app import create_app
 from punchclock.edge import EdgeLimits, protocol_for
 from punchclock.lifecycle import Lifecycle
@@ -61,9 +63,10 @@ class DrainingServer(uvicorn.Server):
         return exiting
 
 
-def _config(settings: Settings, lifecycle: Lifecycle) -> uvicorn.Config:
+def _config(settings: Settings, lifecycle: Lifecycle, metrics_dir: Path | None) -> uvicorn.Config:
+    exposition = worker_metrics.exposition(metrics_dir) if metrics_dir is not None else None
     return uvicorn.Config(
-        create_app(settings, lifecycle=lifecycle),
+        create_app(settings, lifecycle=lifecycle, exposition=exposition),
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -88,10 +91,10 @@ def _config(settings: Settings, lifecycle: Lifecycle) -> uvicorn.Config:
     )
 
 
-def _serve_one(settings: Settings, sockets: list[socket.socket] | None = None) -> None:
+def _serve_one(settings: Settings, sockets: list[socket.socket] | None = None, metrics_dir: Path | None = None) -> None:
     lifecycle = Lifecycle()
     server = DrainingServer(
-        _config(settings, lifecycle), lifecycle, settings.drain_delay_seconds, settings.drain_seconds
+        _config(settings, lifecycle, metrics_dir), lifecycle, settings.drain_delay_seconds, settings.drain_seconds
     )
     server.run(sockets=sockets)
     if not server.started:
@@ -99,11 +102,17 @@ def _serve_one(settings: Settings, sockets: list[socket.socket] | None = None) -
 
 
 def serve(settings: Settings) -> None:
-    """Serve until SIGTERM. With ``workers`` > 1, forked workers share one listening socket; if one dies
-    unexpectedly the others are stopped and the process exits non-zero, for the supervisor to restart."""
+    """Serve until SIGTERM. With ``workers`` > 1, forked workers share one listening socket and one metrics
+    directory, so any worker's /metrics reports them all; if one dies unexpectedly the others are stopped and
+    the process exits non-zero, for the supervisor to restart."""
     if settings.workers == 1:
         _serve_one(settings)
         return
+    with worker_metrics.shared_directory() as metrics_dir:
+        _serve_workers(settings, metrics_dir)
+
+
+def _serve_workers(settings: Settings, metrics_dir: Path) -> None:
     sock = uvicorn.Config(app=None, host=settings.host, port=settings.port).bind_socket()  # type: ignore[arg-type]
     children: list[int] = []
     for _ in range(settings.workers):
@@ -111,7 +120,7 @@ def serve(settings: Settings) -> None:
         if pid == 0:  # pragma: no cover - runs in the child
             code = 1
             try:
-                _serve_one(settings, [sock])
+                _serve_one(settings, [sock], metrics_dir)
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
@@ -133,6 +142,7 @@ def serve(settings: Settings) -> None:
     while children:
         pid, status = os.wait()
         children.remove(pid)
+        worker_metrics.worker_exited(pid, metrics_dir)
         if not stopping and not failed:
             failed = True
             log.error("a worker exited unexpectedly; stopping the others", pid=pid, status=status)

@@ -65,7 +65,8 @@ class Writer:
         self._cutoff: asyncio.Future[None] | None = None  # resolved when waiters must be answered now
         self._waiting: set[_Pending] = set()  # stamps whose request still waits for its answer
         self._retry_after = max(1, round(self._budget / 2))
-        metrics.queue_depth.set_function(self._queue.qsize)
+        metrics.queue_max.set(settings.queue_max)
+        metrics.sample(metrics.queue_depth, self._queue.qsize)
 
     async def start(self) -> None:
         self._cutoff = asyncio.get_running_loop().create_future()

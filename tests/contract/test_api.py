@@ -195,19 +195,20 @@ async def test_health_readiness_and_request_id(client: httpx.AsyncClient) -> Non
 
 
 async def test_metrics_expose_the_write_path(client: httpx.AsyncClient) -> None:
-    """/metrics has request, latency, commit, batch, pool, readiness and build series."""
+    """/metrics has request, latency (by route and method), commit, batch, pool, queue, readiness and build series."""
     await client.post("/app")
     await client.get("/readyz")
     text = (await client.get("/metrics")).text
     for series in (
         'punchclock_http_requests_total{method="POST",route="/app",status="201"} 1.0',
-        "punchclock_http_request_duration_seconds_bucket",
+        'punchclock_http_request_duration_seconds_count{method="POST",route="/app"} 1.0',
         "punchclock_stamps_committed_total 1.0",
         "punchclock_commit_batch_size_count 1.0",
         "punchclock_commit_duration_seconds_count 1.0",
         "punchclock_pool_size",
         "punchclock_pool_in_use",
         "punchclock_queue_depth 0.0",
+        "punchclock_queue_max 10000.0",
         "punchclock_ready 1.0",
         'punchclock_build_info{version="',
     ):

@@ -88,4 +88,6 @@ class HealthAPI:
             self._last_ready = ready
 
     async def metrics_page(self, request: Request) -> Response:
-        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        """Every worker's metrics; this worker's sampled gauges are written first, so they are current."""
+        self.metrics.refresh()
+        return Response(generate_latest(self.metrics.exposition), media_type=CONTENT_TYPE_LATEST)
