@@ -24,7 +24,8 @@ def posts_by_worker(metrics_dir: Path) -> dict[str, float]:
     """POST /app answers counted by each worker, read from its own file in the shared metrics directory."""
     counts = {}
     for path in metrics_dir.glob("counter_*.db"):
-        (requests,) = [m for m in MultiProcessCollector.merge([str(path)]) if m.name == "punchclock_http_requests"]
+        merged = MultiProcessCollector.merge([str(path)])  # type: ignore[no-untyped-call]
+        (requests,) = [m for m in merged if m.name == "punchclock_http_requests"]
         pid = path.stem.removeprefix("counter_")
         counts[pid] = sum(
             s.value for s in requests.samples if s.labels["route"] == "/app" and s.labels["method"] == "POST"
