@@ -1,0 +1,93 @@
+"""Which certificate a TLS endpoint serves, verified against a CA and a name, read with the openssl CLI.
+
+    before = certs.served("10.89.0.10", 5432, ca, "db1", starttls="postgres")
+    ...                                             # rotate-certs.yml
+    after = certs.served("10.89.0.10", 5432, ca, "db1", starttls="postgres")
+    assert after.serial != before.serial and after == certs.installed(pki / "db1.crt")
+
+``openssl s_client`` speaks PostgreSQL's STARTTLS (``-starttls postgres``), which no Python TLS client does, and
+presents a client certificate where the endpoint requires one (etcd's client-cert-auth).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+PEM = re.compile(r"-----BEGIN CERTIFICATE-----\n.+?\n-----END CERTIFICATE-----\n", re.DOTALL)
+DATE_FORMAT = "%b %d %H:%M:%S %Y %Z"  # openssl x509's: "Dec  2 03:16:41 2026 GMT"
+
+
+class CertificateError(Exception):
+    """The endpoint could not be reached, or what it serves does not verify."""
+
+
+@dataclass(frozen=True)
+class Certificate:
+    serial: str  # hexadecimal, as openssl prints it
+    not_before: datetime
+    not_after: datetime
+    subject: str
+
+
+def parse(pem: str) -> Certificate:
+    """The serial, validity and subject of a PEM certificate."""
+    out = subprocess.run(
+        ["openssl", "x509", "-noout", "-serial", "-startdate", "-enddate", "-subject", "-nameopt", "RFC2253"],
+        input=pem,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise CertificateError(f"openssl x509 cannot read it: {out.stderr.strip()}")
+    fields = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+
+    def when(value: str) -> datetime:
+        return datetime.strptime(value, DATE_FORMAT).replace(tzinfo=UTC)
+
+    return Certificate(fields["serial"], when(fields["notBefore"]), when(fields["notAfter"]), fields["subject"])
+
+
+def installed(path: Path) -> Certificate:
+    """The certificate in a PEM file (the first one of a bundle)."""
+    return parse(path.read_text())
+
+
+def served(
+    address: str,
+    port: int,
+    ca_file: Path,
+    name: str,
+    *,
+    starttls: str | None = None,
+    cert: Path | None = None,
+    key: Path | None = None,
+    timeout: float = 20,
+) -> Certificate:
+    """The certificate ``address:port`` serves, which must verify against ``ca_file`` for ``name``; else raise.
+
+    ``starttls`` is an ``openssl s_client -starttls`` protocol (``postgres``); ``cert`` and ``key`` are presented to
+    endpoints that require a client certificate.
+    """
+    argv = ["openssl", "s_client", "-connect", f"{address}:{port}", "-servername", name, "-verify_hostname", name,
+            "-CAfile", str(ca_file), "-verify_return_error"]  # fmt: skip
+    if starttls:
+        argv += ["-starttls", starttls]
+    if cert and key:
+        argv += ["-cert", str(cert), "-key", str(key)]
+    try:
+        out = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as e:
+        raise CertificateError(f"{address}:{port} did not complete a TLS handshake in {timeout} s") from e
+    found = PEM.search(out.stdout)
+    if out.returncode != 0 or found is None or "Verify return code: 0 (ok)" not in out.stdout:
+        detail = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CertificateError(f"{address}:{port} serves no certificate that verifies for {name}: {detail}")
+    return parse(found.group(0))
