@@ -42,10 +42,11 @@ def steps(settings: BenchSettings, wrk_seconds: int, pgbench_seconds: int) -> li
 
 
 @contextlib.contextmanager
-def running_cluster(state: Path) -> Iterator[Layout]:
-    """``control.up`` in ``state``; on the way out every process of the cluster is stopped (by pid)."""
+def running_cluster(state: Path, apps: int = 2, cpu_quota: float | None = None) -> Iterator[Layout]:
+    """``control.up`` in ``state``; on the way out every process of the cluster is stopped (by pid) and the
+    instances' cgroups removed."""
     try:
-        yield control.up(state, apps=2)
+        yield control.up(state, apps=apps, cpu_quota=cpu_quota)
     finally:
         if (state / "cluster.json").exists():
             control.down(state)

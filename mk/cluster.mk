@@ -3,7 +3,7 @@ CLUSTER_APT_PACKAGES := etcd-server etcd-client haproxy supervisor pgbackrest nf
 TEST_APT_PACKAGES += $(CLUSTER_APT_PACKAGES)
 CLUSTER := $(BIN)/punchclock-cluster
 
-.PHONY: cluster-up cluster-status cluster-down test-ha
+.PHONY: cluster-up cluster-status cluster-down cluster-scale test-ha
 
 # `dev`, not `install`: `uv sync --no-dev` would strip the test tools from a shared .venv.
 cluster-up: dev ## start etcd x3, Patroni/PostgreSQL x3, HAProxy and 2 punchclock instances on loopback
@@ -12,6 +12,10 @@ cluster-up: dev ## start etcd x3, Patroni/PostgreSQL x3, HAProxy and 2 punchcloc
 
 cluster-status: dev ## print the leader, replication state, instance health and the URLs
 	$(CLUSTER) status
+
+cluster-scale: dev ## run N punchclock instances while the cluster serves (make cluster-scale N=3; removal drains first)
+	$(if $(N),,$(error set N, the number of instances: make cluster-scale N=3))
+	$(CLUSTER) scale $(N) $(if $(CPU_QUOTA),--cpu-quota $(CPU_QUOTA))
 
 cluster-down: dev ## stop every process of the local cluster (data stays in .state/cluster)
 	$(CLUSTER) down

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -33,6 +34,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
     """etcd x3, Patroni x3, HAProxy and two punchclock instances; stopped and deleted even when a test fails."""
+    with running_cluster(apps=2) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def running_cluster(apps: int, cpu_quota: float | None = None) -> Iterator[Cluster]:
+    """A cluster of ``apps`` instances (each under ``cpu_quota`` cores) in a temporary state directory,
+    stopped and deleted on the way out; skips the test where the cluster cannot run."""
     if os.geteuid() != 0:
         pytest.skip("the cluster runs PostgreSQL as the postgres user, which needs root")
     missing = [tool for tool in TOOLS if not shutil.which(tool)]
@@ -40,7 +49,7 @@ def cluster() -> Iterator[Cluster]:
         pytest.skip(f"missing {', '.join(missing)}: run `make test` or `make test-ha`, which install them")
     state = Path(tempfile.mkdtemp(prefix="punchclock-ha-"))
     try:
-        layout = control.up(state, apps=2)
+        layout = control.up(state, apps=apps, cpu_quota=cpu_quota)
         yield Cluster(layout)
     finally:
         if (state / "cluster.json").exists():

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from punchclock_tools.cluster import etcd, patroni, walfs
+from punchclock_tools.cluster import etcd, patroni, supervisor, walfs
 from punchclock_tools.cluster.faults import Cluster, wait_until
 from punchclock_tools.cluster.render import FAILOVER_BUDGET_SECONDS, LOOP_WAIT, RETRY_TIMEOUT, TTL
 from punchclock_tools.load import Failure, Load, verify
@@ -156,7 +156,7 @@ def test_rolling_restart_fails_no_request(settled: Cluster, report: dict[str, ob
         # When each instance in turn gets SIGTERM, drains, and is started again
         load.mark_event()
         for app in cluster.layout.apps:
-            cluster.ctl("restart", f"apps:{app.name}")
+            cluster.ctl("restart", supervisor.program(cluster.layout, app.name))
             cluster.wait_app_in_balancer(app.name, 60)
             load.wait_acknowledged(30)
         time.sleep(AFTER_EVENT)

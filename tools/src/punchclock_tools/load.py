@@ -122,6 +122,11 @@ class Load:
         self._stop = threading.Event()
         self._sent = 0
 
+    def set_rate(self, rate: float) -> None:
+        """Offer ``rate`` POSTs a second from now on (each worker's pause between its requests); a schedule
+        of rising and falling load calls it at each step."""
+        self.interval = self.workers / rate
+
     def mark_event(self) -> None:
         self.outcome.event_at = time.monotonic()
 

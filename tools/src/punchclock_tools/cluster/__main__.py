@@ -1,5 +1,5 @@
-"""Command line: ``punchclock-cluster up|status|down|start|stop|etcd-rejoin`` (see ``--help``); make cluster-up
-runs it."""
+"""Command line: ``punchclock-cluster up|status|down|scale|start|stop|etcd-rejoin`` (see ``--help``); make
+cluster-up runs it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from punchclock_tools.cluster import control, etcd, status, supervisor
+from punchclock_tools.cluster import control, etcd, scale, status, supervisor
 from punchclock_tools.cluster.layout import Layout, state_dir_from_env
 from punchclock_tools.ports import port_is_free
 
@@ -35,6 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         help="public HTTP port, first up only (default 8080 when free, else any free port)",
     )
     up.add_argument("--no-apps", action="store_true", help="database side only")
+    up.add_argument(
+        "--cpu-quota", type=float, metavar="CORES", help="each instance in a cgroup of CORES (first up only)"
+    )
+    grow = commands.add_parser("scale", help="add or remove punchclock instances while the cluster serves")
+    grow.add_argument("count", type=int, help="instances to run (the newest are removed first, drained)")
+    grow.add_argument(
+        "--cpu-quota", type=float, metavar="CORES", help="set every instance's quota (a cluster up with --cpu-quota)"
+    )
     show = commands.add_parser("status", help="leader, replication, instances and URLs")
     show.add_argument("--json", action="store_true")
     down = commands.add_parser("down", help="stop every process of the cluster")
@@ -48,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     state: Path = args.state.resolve()
 
     if args.command == "up":
-        control.up(state, apps=args.apps, http_port=args.http_port, with_apps=not args.no_apps)
+        control.up(
+            state, apps=args.apps, http_port=args.http_port, with_apps=not args.no_apps, cpu_quota=args.cpu_quota
+        )
         print(status.render(status.collect(Layout.load(state))))
     elif args.command == "down":
         control.down(state, purge=args.purge)
@@ -58,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "status":
         info = status.collect(Layout.load(state))
         print(json.dumps(info, indent=2) if args.json else status.render(info))
+    elif args.command == "scale":
+        layout = Layout.load(state)
+        scale.scale(layout, args.count, args.cpu_quota)
+        print(" ".join(f"{app.name}=127.0.0.1:{app.port}" for app in layout.apps))
     elif args.command == "etcd-rejoin":
         etcd.rejoin(Layout.load(state), args.name)
         print(f"{args.name} rejoined etcd")

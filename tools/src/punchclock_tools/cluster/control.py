@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from pcbackup.pgbackrest import PgBackRest
-from punchclock_tools.cluster import etcd, patroni, supervisor
+from punchclock_tools.cluster import cgroup, etcd, patroni, supervisor
 from punchclock_tools.cluster.layout import Layout, new_layout
 from punchclock_tools.cluster.render import dynamic_config, render_all, write_supervisord_config
 from punchclock_tools.paths import REPO
@@ -79,16 +79,27 @@ def http_ready(url: str) -> bool:
 
 
 def up(
-    state_dir: Path, apps: int = 2, http_port: int | None = None, with_apps: bool = True, timeout: float = 120
+    state_dir: Path,
+    apps: int = 2,
+    http_port: int | None = None,
+    with_apps: bool = True,
+    timeout: float = 120,
+    cpu_quota: float | None = None,
 ) -> Layout:
-    """Start etcd, Patroni, HAProxy, then (schema migrated) the app instances; return the layout."""
+    """Start etcd, Patroni, HAProxy, then (schema migrated) the app instances; return the layout.
+
+    ``apps``, ``http_port`` and ``cpu_quota`` (cores per instance, none by default) apply to a new cluster;
+    a reused one keeps its own (``scale`` changes the instances and their quota)."""
     started = time.monotonic()
     if (state_dir / "cluster.json").exists():
         layout = Layout.load(state_dir)
         say(f"reusing the layout in {layout.file}")
     else:
-        layout = new_layout(state_dir, apps=apps, http_port=http_port)
+        layout = new_layout(state_dir, apps=apps, http_port=http_port, cpu_quota=cpu_quota)
         say(f"new cluster in {layout.state_dir}")
+    for app in layout.apps:
+        if app.cgroup:
+            cgroup.create(Path(app.cgroup), float(layout.app_cpu_quota or 0))
     say(f"Patroni {patroni.VERSION} in {patroni.ensure_installed()}")
     render_all(layout)
     supervisor.start_daemon(layout)
@@ -107,7 +118,7 @@ def up(
     say(f"pgBackRest stanza {layout.stanza} ready")
     if with_apps and app_available():
         migrate(layout)
-        supervisor.ctl(layout, "start", "apps:*")
+        supervisor.ctl(layout, "start", *(supervisor.program(layout, app.name) for app in layout.apps))
         patroni.wait(lambda: http_ready(f"{layout.app_url}/readyz"), timeout, "an app instance behind HAProxy")
         say(f"punchclock serves {layout.app_url}/app")
     elif with_apps:
@@ -124,6 +135,10 @@ def down(state_dir: Path, purge: bool = False) -> None:
     layout = Layout.load(state_dir)
     for note in supervisor.shutdown(layout):
         say(note)
+    for app in layout.apps:
+        if app.cgroup:
+            cgroup.remove(Path(app.cgroup))
+            say(f"removed cgroup {app.cgroup}")
     say("stopped")
     if purge:
         shutil.rmtree(state_dir, ignore_errors=True)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
-import io
 import os
 import signal
 import socket
@@ -19,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pcbackup.pgbackrest import PgBackRest
-from punchclock_tools.cluster import control, patroni, supervisor
+from punchclock_tools.cluster import balancer, control, patroni, supervisor
 from punchclock_tools.cluster.layout import Layout
 from punchclock_tools.cluster.watch import ReadyWatch, SyncWatch
 from punchclock_tools.postgres import run_as_postgres
@@ -286,19 +284,13 @@ class Cluster:
         except OSError:
             return 0
 
-    def _stats(self) -> list[dict[str, str]]:
-        url = f"http://127.0.0.1:{self.layout.haproxy['stats_port']}/;csv"
-        with urllib.request.urlopen(url, timeout=2) as response:
-            text = response.read().decode().lstrip("# ")
-        return [row for row in csv.DictReader(io.StringIO(text)) if row["svname"] not in ("FRONTEND", "BACKEND")]
-
     def balancer_servers(self) -> dict[str, str]:
-        """HAProxy's view: ``{"backend/server": "UP" | "DOWN" | ...}`` from its CSV stats page."""
-        return {f"{row['pxname']}/{row['svname']}": row["status"] for row in self._stats()}
+        """HAProxy's view: ``{"backend/server": "UP" | "DOWN" | ...}`` from its runtime API's ``show stat``."""
+        return {f"{row['pxname']}/{row['svname']}": row["status"] for row in balancer.stats(self.layout)}
 
     def in_flight(self, app: str) -> int:
         """Requests HAProxy has open on instance ``app`` right now (its current sessions, both backends)."""
-        return sum(int(row["scur"] or 0) for row in self._stats() if row["svname"] == app)
+        return balancer.sessions(self.layout, app)
 
     def wait_app_in_balancer(self, name: str, timeout: float = 30) -> None:
         patroni.wait(

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from punchclock_tools.cluster import cgroup
 from punchclock_tools.paths import STATE
 from punchclock_tools.ports import stable_ports
 
@@ -48,6 +49,7 @@ class Node:
 class App:
     name: str
     port: int
+    cgroup: str = ""  # its own cpu cgroup (cgroup.py) when the layout sets a CPU quota, else empty
 
 
 @dataclass
@@ -65,6 +67,14 @@ class Layout:
     scope: str = SCOPE
     stanza: str = STANZA
     extra: dict[str, Any] = field(default_factory=dict)
+    app_cpu_quota: float | None = None  # cores each instance may use (cgroup.py); None: no quota
+
+    def app(self, name: str) -> App:
+        return next(app for app in self.apps if app.name == name)
+
+    def new_app(self, name: str, port: int) -> App:
+        """An instance of this cluster, with its own cgroup's path when the cluster sets a CPU quota."""
+        return App(name, port, str(cgroup.path_for(self.state_dir, name)) if self.app_cpu_quota else "")
 
     @property
     def root(self) -> Path:
@@ -110,8 +120,9 @@ def node_gids(count: int) -> list[int]:
     return gids
 
 
-def new_layout(state_dir: Path, apps: int = 2, http_port: int | None = None) -> Layout:
-    """Pick ports and paths for a fresh cluster of 3 etcd members, 3 PostgreSQL nodes and ``apps`` instances."""
+def new_layout(state_dir: Path, apps: int = 2, http_port: int | None = None, cpu_quota: float | None = None) -> Layout:
+    """Pick ports and paths for a fresh cluster of 3 etcd members, 3 PostgreSQL nodes and ``apps`` instances,
+    each under ``cpu_quota`` cores (its own cgroup) when one is given."""
     root = state_dir.resolve()
     ports = iter(stable_ports(6 + 6 + 4 + apps))
     etcd = [Etcd(f"etcd{i}", next(ports), next(ports), str(root / "etcd" / f"etcd{i}")) for i in (1, 2, 3)]
@@ -152,18 +163,21 @@ def new_layout(state_dir: Path, apps: int = 2, http_port: int | None = None) -> 
         "pidfile": str(root / "supervisord.pid"),
         "log": str(root / "log" / "supervisord.log"),
     }
-    return Layout(
+    layout = Layout(
         state_dir=str(root),
         etcd=etcd,
         nodes=nodes,
-        apps=[App(f"app{i + 1}", next(ports)) for i in range(apps)],
+        apps=[],
         haproxy=haproxy,
         database=database,
         supervisor=supervisor,
         pgbackrest_config=str(root / "pgbackrest" / "pgbackrest.conf"),
         pgbackrest_repo=str(root / "pgbackrest" / "repo"),
         app_url=f"http://127.0.0.1:{haproxy['http_port']}",
+        app_cpu_quota=cpu_quota,
     )
+    layout.apps = [layout.new_app(f"app{i + 1}", next(ports)) for i in range(apps)]
+    return layout
 
 
 def state_dir_from_env() -> Path:

@@ -11,8 +11,8 @@ from string import Template
 import yaml
 
 from pcbackup import config as pgbackrest_conf
-from punchclock_tools.cluster import etcd, patroni
-from punchclock_tools.cluster.layout import Layout
+from punchclock_tools.cluster import balancer, cgroup, etcd, patroni
+from punchclock_tools.cluster.layout import App, Layout
 from punchclock_tools.paths import REPO
 from punchclock_tools.postgres import PG_BIN, chown_postgres
 
@@ -85,14 +85,14 @@ def haproxy_config(layout: Layout) -> str:
         f"    server {node.name} 127.0.0.1:{node.pg_port} check port {node.rest_port}" for node in layout.nodes
     )
     return _template("haproxy.cfg.tmpl").substitute(
-        state_dir=layout.state_dir,
+        admin_socket=str(balancer.socket_path(layout)),
         stats_port=layout.haproxy["stats_port"],
         write_port=layout.haproxy["write_port"],
         read_port=layout.haproxy["read_port"],
         http_port=layout.haproxy["http_port"],
         write_servers=db_servers,
         read_servers=db_servers,
-        app_servers="\n".join(f"    server {app.name} 127.0.0.1:{app.port} check" for app in layout.apps),
+        app_servers="\n".join(f"    {balancer.server_line(app)}" for app in layout.apps),
     )
 
 
@@ -122,25 +122,29 @@ def supervisord_config(layout: Layout) -> str:
         for node in layout.nodes
     ]
     programs.append(_template("haproxy.program.tmpl").substitute(config=layout.haproxy["config"], log_dir=log_dir))
-    programs += [
-        _template("app.program.tmpl").substitute(
-            name=app.name,
-            repo=str(REPO),
-            dsn=layout.database["dsn"],
-            port=app.port,
-            drain_delay=DRAIN_DELAY_SECONDS,
-            failover_budget=FAILOVER_BUDGET_SECONDS,
-            log_dir=log_dir,
-        )
-        for app in layout.apps
-    ]
-    programs.append(f"[group:apps]\nprograms={','.join(app.name for app in layout.apps)}\n")
+    programs += [app_program(layout, app) for app in layout.apps]
     return _template("supervisord.conf.tmpl").substitute(
         socket=layout.supervisor["socket"],
         log=layout.supervisor["log"],
         pidfile=layout.supervisor["pidfile"],
         log_dir=log_dir,
         programs="\n".join(programs),
+    )
+
+
+def app_program(layout: Layout, app: App) -> str:
+    """One instance's ``[program:appN]``: a program of its own (no group), so ``scale`` adds or removes it
+    with ``supervisorctl add``/``remove`` without touching the other instances."""
+    serve = shlex.quote(str(REPO / ".venv" / "bin" / "punchclock")) + " serve"
+    return _template("app.program.tmpl").substitute(
+        name=app.name,
+        command=cgroup.command(serve, Path(app.cgroup) if app.cgroup else None),
+        repo=str(REPO),
+        dsn=layout.database["dsn"],
+        port=app.port,
+        drain_delay=DRAIN_DELAY_SECONDS,
+        failover_budget=FAILOVER_BUDGET_SECONDS,
+        log_dir=str(layout.root / "log"),
     )
 
 

@@ -89,8 +89,11 @@ def processes(layout: Layout) -> dict[str, Process]:
 
 
 def program(layout: Layout, name: str) -> str:
-    """The supervisor name of a program: apps live in the ``apps`` group."""
-    return f"apps:{name}" if any(app.name == name for app in layout.apps) else name
+    """The supervisor name of a program. Every program is a group of its own; a supervisord started by an
+    earlier release still runs the instances in an ``apps`` group, and is asked for them by that name."""
+    if any(app.name == name for app in layout.apps) and f"apps:{name}" in ctl(layout, "status", check=False):
+        return f"apps:{name}"
+    return name
 
 
 def postmaster_pid(data_dir: str) -> int | None:
@@ -121,7 +124,9 @@ def shutdown(layout: Layout, timeout: float = 90) -> list[str]:
     children = [proc.pid for proc in processes(layout).values() if proc.pid] if daemon else []
     if daemon:
         # Apps first (they drain), then the balancer, PostgreSQL nodes, and etcd last.
-        ctl(layout, "stop", "apps:*", check=False, timeout=timeout)
+        apps = [program(layout, app.name) for app in layout.apps]
+        if apps:
+            ctl(layout, "stop", *apps, check=False, timeout=timeout)
         ctl(layout, "stop", "haproxy", check=False, timeout=timeout)
         # Replicas before the leader, so stopping does not set off a failover (and a timeline fork).
         ctl(layout, "stop", *_leader_last(layout), check=False, timeout=timeout)

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from punchclock_tools.cluster import balancer
+
 if TYPE_CHECKING:
     from punchclock_tools.cluster.faults import Cluster
 
@@ -83,7 +85,7 @@ class SyncWatch:
 
     def _sample_checks(self) -> None:
         with contextlib.suppress(OSError, ValueError, KeyError):
-            for row in self.cluster._stats():
+            for row in balancer.stats(self.cluster.layout):
                 if row.get("check_duration"):
                     key = f"{row['pxname']}/{row['svname']}"
                     self.check_ms[key] = max(self.check_ms.get(key, 0), int(row["check_duration"]))
