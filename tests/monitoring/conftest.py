@@ -15,7 +15,16 @@ import pytest
 import yaml
 
 from punchclock_tools.cluster.faults import Cluster
-from punchclock_tools.monitoring import alertmanager, prometheus, rules, targets, webhook
+from punchclock_tools.monitoring import (
+    alertmanager,
+    exporters,
+    node_exporter,
+    postgres_exporter,
+    prometheus,
+    rules,
+    targets,
+    webhook,
+)
 from punchclock_tools.paths import REPO
 from tests.ha.conftest import cluster, settled  # noqa: F401 - the tests/ha cluster, reused as fixtures here
 
@@ -38,6 +47,7 @@ class LiveStack:
     prometheus: prometheus.Prometheus
     alertmanager: alertmanager.Alertmanager
     inbox: webhook.Inbox
+    exporters: list[exporters.Exporter]
 
 
 def alertmanager_config(workdir: Path, inbox_url: str) -> Path:
@@ -53,23 +63,28 @@ def alertmanager_config(workdir: Path, inbox_url: str) -> Path:
 
 @pytest.fixture(scope="module")
 def live_stack(cluster: Cluster) -> Iterator[LiveStack]:  # noqa: F811 - the imported fixture
-    """Prometheus on a free loopback port scraping every Patroni, etcd member and punchclock instance of the
-    cluster with the shortened rules, notifying a real Alertmanager (the production configuration, its webhooks
-    pointed at a receiver that keeps what it is sent); all stopped and their directories deleted afterwards."""
-    if shutil.which(prometheus.BINARY) is None or shutil.which(alertmanager.BINARY) is None:
-        pytest.skip("prometheus or prometheus-alertmanager is not installed (make test installs them)")
+    """Prometheus on a free loopback port scraping every Patroni, etcd member, punchclock instance and HAProxy of
+    the cluster, and a postgres_exporter per node and a node_exporter started here, with the shortened rules,
+    notifying a real Alertmanager (the production configuration, its webhooks pointed at a receiver that keeps
+    what it is sent); all stopped and their directories deleted afterwards."""
+    binaries = (prometheus.BINARY, alertmanager.BINARY, postgres_exporter.BINARY, node_exporter.BINARY)
+    missing = [binary for binary in binaries if shutil.which(binary) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (make test installs them)")
     workdir = Path(tempfile.mkdtemp(prefix="punchclock-prometheus-"))
     try:
         files = rules.write_shortened(RULE_FILES, workdir / "rules", SHORTENING)
         with (
+            exporters.running(cluster.layout, workdir / "exporters") as started,
             webhook.receiving() as inbox,
             alertmanager.running(workdir / "alertmanager", alertmanager_config(workdir, inbox.url)) as manager,
         ):
             settings = dataclasses.replace(SCRAPE, alertmanagers=(manager.url.removeprefix("http://"),))
-            document = prometheus.config(targets.cluster_jobs(cluster.layout), files, settings)
+            jobs = targets.cluster_jobs(cluster.layout)
+            document = prometheus.config(jobs, files, settings, exporters.scrape_configs(started))
             with prometheus.running(workdir / "prometheus", document) as server:
                 server.wait_all_up(60)
-                yield LiveStack(server, manager, inbox)
+                yield LiveStack(server, manager, inbox, started)
                 keep = os.environ.get("PUNCHCLOCK_HA_KEEP_LOGS")
                 if keep:
                     shutil.copy(server.log, Path(keep) / "prometheus.log")

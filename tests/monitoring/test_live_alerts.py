@@ -1,7 +1,8 @@
-"""Alerts proven on real failures: Debian's Prometheus scrapes a real cluster (Patroni, etcd, punchclock) with the
-production rules shortened by code, a fault is caused for real, and ``/api/v1/alerts`` shows the alert fire, then
-resolve once the cluster has healed. On the same scrape, every dashboard panel returns series, and
-``make monitoring-up``'s stack starts and stops beside the cluster.
+"""Alerts proven on real failures: Debian's Prometheus scrapes a real cluster (Patroni, etcd, punchclock, HAProxy's
+own exporter, and Debian's postgres_exporter and node_exporter started beside it) with the production rules
+shortened by code, a fault is caused for real, and ``/api/v1/alerts`` shows the alert fire, then resolve once the
+cluster has healed. On the same scrape, every dashboard panel returns series, and ``make monitoring-up``'s stack
+starts and stops beside the cluster.
 
 `make test` runs the first scenario (about a minute); `make test-ha` (PUNCHCLOCK_HA_FULL=1) runs them all.
 """
@@ -14,9 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from punchclock_tools.cluster import control
 from punchclock_tools.cluster.faults import Cluster, wait_until
 from punchclock_tools.load import Load
-from punchclock_tools.monitoring import dashboards, stack
+from punchclock_tools.monitoring import dashboards, postgres_exporter, stack
 from punchclock_tools.monitoring.alerts import matching, wait_firing, wait_resolved
 from punchclock_tools.monitoring.prometheus import Prometheus
 from punchclock_tools.paths import REPO
@@ -83,6 +85,8 @@ def test_no_standby_pages_once_through_alertmanager(settled: Cluster, live_stack
     assert ("PatroniNoSynchronousStandby", "active") in states
     assert ("PunchclockInstanceNotReady", "suppressed") in states
     assert ("PunchclockInstanceNotReady", "active") not in states
+    # And HAProxy's own exporter shows no replica left for reads
+    wait_firing(prom, "HAProxyNoReplicaBackend", 60, {"job": "haproxy", "proxy": "db_read"})
     readiness = {"PunchclockInstanceNotReady", "PunchclockNoReadyInstance"}
     assert [n.alertnames for n in inbox.received[since:] if readiness & set(n.alertnames)] == []
     # When the standbys come back, then the page is resolved on the same receiver
@@ -102,8 +106,11 @@ def test_killed_leader_fires_leader_changed(settled: Cluster, live_prometheus: P
     old = cluster.wait_leader()
     # When the leader's machine crashes
     cluster.kill_node(old)
+    # Then HAProxy routes writes nowhere until a replica is promoted, as its own exporter shows
+    wait_firing(prom, "HAProxyNoPrimaryBackend", 60, {"job": "haproxy", "proxy": "db_write"})
     new = cluster.wait_leader(90, other_than=old)
-    # Then the leader-change alert fires
+    wait_resolved(prom, "HAProxyNoPrimaryBackend", 60)
+    # And the leader-change alert fires
     fired, alert = wait_firing(prom, "PatroniLeaderChanged", 90)
     assert alert["labels"]["scope"] == cluster.layout.scope
     # When the old leader rejoins, then the alert resolves once the promotion leaves its (shortened) window
@@ -143,37 +150,90 @@ def test_database_down_under_load_fires_fast_burn(settled: Cluster, live_prometh
     )
 
 
+@full_only
+def test_stopped_instance_fires_haproxy_app_server_down(settled: Cluster, live_prometheus: Prometheus) -> None:
+    """One instance stopped: HAProxy's exporter shows it down and HAProxyAppServerDown fires for it (not
+    HAProxyNoAppServer: the other carries the load); started again: it resolves."""
+    # Given a healthy cluster and no such alert
+    prom, cluster = live_prometheus, settled
+    quiet(prom, "HAProxyAppServerDown")
+    app = cluster.layout.apps[-1].name  # read now: instances can be added and removed at runtime
+    # When one instance stops
+    stopped = time.monotonic()
+    cluster.stop(app)
+    # Then HAProxy's backend-down alert fires for that server only
+    _, alert = wait_firing(prom, "HAProxyAppServerDown", 90, {"server": app})
+    fired = time.monotonic() - stopped
+    assert (alert["labels"]["job"], alert["labels"]["proxy"]) == ("haproxy", "apps_live")
+    assert matching(prom, "HAProxyNoAppServer") == []
+    # When it is started again, then the alert resolves
+    started = time.monotonic()
+    cluster.start(app)
+    resolved = wait_resolved(prom, "HAProxyAppServerDown", 120)
+    print(
+        f"HAProxyAppServerDown fired {fired:.1f}s after the stop, resolved {time.monotonic() - started:.1f}s after"
+        f" the start (waited {resolved:.1f}s)"
+    )
+
+
+def test_postgres_exporters_read_every_node_as_a_monitoring_role(settled: Cluster, live_stack: LiveStack) -> None:
+    """Each node's postgres_exporter scrapes cleanly (standbys included) as a role with pg_monitor and no other
+    power, and its password is on no command line and in no environment."""
+    # Given the exporters beside the cluster
+    prom, layout = live_stack.prometheus, settled.layout
+    names = sorted(node.name for node in layout.nodes)
+    # Then every node is reached, and no query fails on any of them (a standby refuses pg_current_wal_lsn())
+    assert sorted(series["metric"]["name"] for series in prom.query("pg_up == 1")) == names
+    assert sorted(series["metric"]["name"] for series in prom.query("pg_exporter_last_scrape_error == 0")) == names
+    # And the role they log in as may read the statistics views and do nothing else
+    attributes = control.leader_psql(
+        layout,
+        "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls,"
+        f" pg_has_role(rolname, 'pg_monitor', 'MEMBER') FROM pg_roles WHERE rolname = '{postgres_exporter.ROLE}'",
+    )
+    assert attributes.split("\t") == ["t", "f", "f", "f", "f", "f", "t"]
+    # And the password is read from a 0600 file, never passed on a command line or in the environment
+    secret_file = postgres_exporter.password_file(layout)
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    secret = secret_file.read_text().strip().encode()
+    for exporter in (e for e in live_stack.exporters if e.job == "postgres"):
+        assert secret not in Path(f"/proc/{exporter.pid}/cmdline").read_bytes()
+        assert secret not in Path(f"/proc/{exporter.pid}/environ").read_bytes()
+
+
 def test_monitoring_up_scrapes_the_cluster_and_reaches_alertmanager(settled: Cluster, tmp_path: Path) -> None:
-    """``make monitoring-up``'s stack scrapes every process of the cluster and sends to its Alertmanager; ``down``
-    stops both by pid."""
+    """``make monitoring-up``'s stack scrapes every process of the cluster and its exporters and sends to its
+    Alertmanager; ``down`` stops every process it started by pid."""
     # Given a cluster, when the monitoring stack starts beside it
     started = stack.up(Path(settled.layout.state_dir), tmp_path)
     try:
         prom = Prometheus(started.prometheus_url, None, tmp_path / "prometheus" / "prometheus.log")
-        # Then every Patroni, etcd member and instance is scraped, and Prometheus has found its Alertmanager
+        # Then every Patroni, etcd member, instance, HAProxy and exporter is scraped, and Prometheus has found its
+        # Alertmanager
         prom.wait_all_up(60)
         jobs = sorted({target["labels"]["job"] for target in prom.targets()})
-        assert jobs == ["etcd", "patroni", "punchclock"]
+        assert jobs == ["etcd", "haproxy", "node", "patroni", "postgres", "punchclock"]
+        postgres = [t["labels"].get("name") for t in prom.targets() if t["labels"]["job"] == "postgres"]
+        assert sorted(postgres) == sorted(node.name for node in settled.layout.nodes)
         managers = prom.get("/api/v1/alertmanagers")["activeAlertmanagers"]
         assert [manager["url"] for manager in managers] == [f"{started.alertmanager_url}/api/v2/alerts"]
         assert stack.up(Path(settled.layout.state_dir), tmp_path) == started  # a second up reuses it
     finally:
         stack.down(tmp_path)
-    # And after down neither process runs
+    # And after down none of its processes runs
     assert not stack.running_program(started.prometheus_pid, "prometheus")
     assert not stack.running_program(started.alertmanager_pid, "prometheus-alertmanager")
+    assert [e.program for e in started.exporters if stack.running_program(e.pid, e.program)] == []
+    assert len(started.exporters) == len(settled.layout.nodes) + 1
 
 
-# Exporters the local cluster does not run yet (prometheus-postgres-exporter, node exporter, HAProxy's own): the
-# panels reading only their metrics cannot be checked here.
-NOT_SCRAPED_HERE = ("pg_", "node_", "haproxy_")
 # Counters with a label appear on their first increment: a healthy cluster has no database error to show.
 ONLY_AFTER_A_FAULT = ("punchclock_db_errors_total",)
 
 
 def test_every_dashboard_panel_shows_series_from_the_cluster(settled: Cluster, live_prometheus: Prometheus) -> None:
-    """Each query of the dashboard returns series from a live scrape of the cluster (after some POST /app), but for
-    the exporters it does not run: no panel is empty on arrival."""
+    """Each query of the dashboard, the database tier's exporters included, returns series from a live scrape of
+    the cluster (after some POST /app): no panel is empty on arrival."""
     # Given a cluster that has recorded stamps
     for _ in range(20):
         assert httpx.post(f"{settled.url}/app", timeout=30).status_code == 201
@@ -181,7 +241,7 @@ def test_every_dashboard_panel_shows_series_from_the_cluster(settled: Cluster, l
     checked = [
         query
         for query in dashboards.queries(DASHBOARD, rate_interval="15s")
-        if not any(prefix in query.expr for prefix in NOT_SCRAPED_HERE + ONLY_AFTER_A_FAULT)
+        if not any(name in query.expr for name in ONLY_AFTER_A_FAULT)
     ]
     deadline = time.monotonic() + 60
     while empty := [query for query in checked if not live_prometheus.query(query.expr)]:
@@ -189,4 +249,4 @@ def test_every_dashboard_panel_shows_series_from_the_cluster(settled: Cluster, l
             break
         time.sleep(1)
     assert [query.panel for query in empty] == [], "\n".join(query.expr for query in empty)
-    assert len(checked) > 30
+    assert len(checked) > 40

@@ -1,5 +1,5 @@
-"""A monitoring server (Prometheus, Alertmanager) as a process of its own session: started, waited for on its
-``/-/ready`` endpoint, and stopped by process group."""
+"""A monitoring server (Prometheus, Alertmanager, an exporter) as a process of its own session: started, waited for
+on its ``/-/ready`` endpoint (or another page), and stopped by process group."""
 
 from __future__ import annotations
 
@@ -13,21 +13,22 @@ from pathlib import Path
 import httpx
 
 
-def spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a new session (its own process group), output appended to ``log``."""
+def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a new session (its own process group), output appended to ``log``; ``env`` replaces the
+    environment when given."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    """Until ``url``/-/ready answers 200; fail at once if the process exits, with the end of its log."""
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float, path: str = "/-/ready") -> None:
+    """Until ``url`` + ``path`` answers 200; fail at once if the process exits, with the end of its log."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{process.args!r} exited with {process.returncode}: {log.read_text()[-2000:]}")
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url + "/-/ready", timeout=2).status_code == 200:
+            if httpx.get(url + path, timeout=2).status_code == 200:
                 return
         time.sleep(0.2)
     raise TimeoutError(f"{url} not ready after {timeout}s: {log.read_text()[-2000:]}")
