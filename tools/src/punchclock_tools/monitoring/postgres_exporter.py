@@ -36,7 +36,7 @@ def password_file(layout: Layout) -> Path:
     return layout.root / PASSWORD_FILE
 
 
-def _password(path: Path) -> tuple[str, bool]:
+def read_or_create_password(path: Path) -> tuple[str, bool]:
     """The password kept in ``path``, or a new one written there (0600 from creation); whether it is new."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -68,7 +68,7 @@ def ensure_role(layout: Layout) -> Path:
     Only a new password or a missing role costs a write (which, under ``synchronous_mode_strict``, needs a
     synchronous standby); a second start on the same cluster reads and reuses both."""
     path = password_file(layout)
-    password, new = _password(path)  # hex only, so it is safe between the SQL quotes
+    password, new = read_or_create_password(path)  # hex only, so it is safe between the SQL quotes
     exists = control.leader_psql(layout, f"SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}'") == "1"
     if new or not exists:
         control.leader_psql(layout, role_sql(password))
