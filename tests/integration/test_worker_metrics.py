@@ -45,7 +45,7 @@ def scraped(text: str, name: str) -> list[tuple[dict[str, str], float]]:
 
 async def test_a_scrape_of_two_workers_reports_both(postgres_url: str, tmp_path: Path) -> None:
     """Given two workers that each answered POSTs, one scrape counts every POST sent, shows each worker's queue
-    beside its maximum, and the metrics directory is gone once the service exits."""
+    beside its maximum and one readiness, and the metrics directory is gone once the service exits."""
     temp = tmp_path / "tmp"
     temp.mkdir()
     settings = {"PUNCHCLOCK_WORKERS": "2", "PUNCHCLOCK_ACCESS_LOG": "false", "TMPDIR": str(temp)}
@@ -77,6 +77,9 @@ async def test_a_scrape_of_two_workers_reports_both(postgres_url: str, tmp_path:
     assert scraped(page, "punchclock_stamps_committed_total") == [({}, sent)]
     queue_max = scraped(page, "punchclock_queue_max")
     assert sorted((labels["pid"], value) for labels, value in queue_max) == [(pid, 10_000) for pid in sorted(by_worker)]
+    depth = scraped(page, "punchclock_queue_depth")
+    assert sorted(labels["pid"] for labels, _ in depth) == sorted(by_worker)
+    assert scraped(page, "punchclock_ready") == [({}, 1.0)]  # the latest readiness check, whichever worker ran it
     assert len(scraped(page, "punchclock_build_info")) == 1  # one instance, one version line
     assert exit_code == 0
     assert list(temp.iterdir()) == []
