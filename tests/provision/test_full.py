@@ -2,10 +2,11 @@
 taken to a serving cluster by site.yml; a second run changes nothing; then, under a load of POSTs through the
 floating public address (every receipt checked afterwards on every database node), the faults a deployment
 meets: the leader's host killed, the leader cut off the network, a web node's service stopped, the balancer
-holding the floating address killed.
+holding the floating address killed; the day-2 playbooks under load; and the restore drill: a backup taken under
+load from the repository host, restored there and checked receipt by receipt.
 
 db1-db3: etcd, Patroni/PostgreSQL. web1, web2: HAProxy (database routing and the public endpoint), punchclock
-and keepalived.
+and keepalived. backup1: the pgBackRest repository (and PostgreSQL's binaries for restores).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import yaml
 
 from punchclock_tools import hosts
 from punchclock_tools.cluster.patroni import wait
-from punchclock_tools.load import Load, Outcome, lost_on, verify
+from punchclock_tools.load import Load, Outcome, Verdict, lost_on, verify
 from punchclock_tools.paths import REPO
 from punchclock_tools.provisioned import Deployment
 from tests.ha.conftest import record
@@ -33,12 +34,13 @@ from tests.provision.conftest import Run, head_commit, playbook, require_podman_
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
-NAMES = ["db1", "db2", "db3", "web1", "web2"]
+NAMES = ["db1", "db2", "db3", "web1", "web2", "backup1"]
 GROUPS = {
     "etcd_cluster": ["db1", "db2", "db3"],
     "postgres_cluster": ["db1", "db2", "db3"],
     "web": ["web1", "web2"],
     "balancers": ["web1", "web2"],
+    "pgbackrest_repo": ["backup1"],
 }
 VIP_OFFSET = 100  # the floating address: an address of the run's subnet no host takes
 RATE = 50.0  # POSTs per second through the public address
@@ -52,6 +54,7 @@ class Provisioned:
     source: str
     first: Run
     second: Run
+    early_backup: str  # the label of a full backup taken before any fault: restoring it replays every failover
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +72,14 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisione
         first = playbook(inventory, deploy_dir, "-e", source, timeout=2400)
         second = playbook(inventory, deploy_dir, "-e", source, timeout=1200)
         deployment = Deployment(bed, deploy_dir, {name: list(members) for name, members in GROUPS.items()}, vip=vip)
-        yield Provisioned(deployment, inventory, deploy_dir, source, first, second)
+        early = deployment.backup("full")
+        yield Provisioned(deployment, inventory, deploy_dir, source, first, second, str(early["label"]))
 
 
-def test_site_provisions_five_hosts_idempotently_and_serves_https(
+def test_site_provisions_six_hosts_idempotently_and_serves_https(
     provisioned: Provisioned, report: dict[str, object]
 ) -> None:
-    """Given five bare hosts, site.yml serves POST /app over verified TLS on the floating address, a second run
+    """Given six bare hosts, site.yml serves POST /app over verified TLS on the floating address, a second run
     changes nothing, and the floating address sits on one balancer."""
     deployment = provisioned.deployment
     report.update(
@@ -275,3 +279,68 @@ def test_add_web_node(provisioned: Provisioned, report: dict[str, object]) -> No
     assert outcome.failures == []
     for balancer in GROUPS["balancers"]:
         assert deployment.backend_state(balancer, "apps", "web3") == "UP"
+
+
+def _restore_and_verify(
+    deployment: Deployment, outcome: Outcome, name: str, backup_set: str | None
+) -> tuple[Verdict, dict[str, object]]:
+    """One restore on the repository host to the end of the archive, its receipts checked, then discarded."""
+    copy = deployment.restore_copy("drill", backup_set=backup_set)
+    try:
+        with deployment.copy_dsn(copy) as dsn:
+            verdict = verify(outcome, dsn)
+    finally:
+        deployment.discard_copy(copy)
+    return verdict, {
+        "name": name,
+        "backup": backup_set or "newest",
+        "restore_seconds": round(copy.restore_seconds, 1),
+        "recovery_seconds": round(copy.recovery_seconds, 1),
+        "rto_seconds": round(copy.rto_seconds, 1),
+        "lost": verdict.lost,
+        "duplicates": verdict.duplicates,
+    }
+
+
+def test_restore_drill_on_the_repository_host(provisioned: Provisioned, report: dict[str, object]) -> None:
+    """Given a load of POSTs and a full backup taken under it from the repository host, that backup and the one
+    taken before every fault, each restored there to the end of the archive on a private port with archiving off,
+    hold every acknowledged receipt exactly once (the older one by replaying WAL across every failover)."""
+    deployment = provisioned.deployment
+    deployment.wait_healthy()
+    load = Load(deployment.public_url, rate=RATE, max_seconds=900, ca_file=str(deployment.ca_file))
+    with load.running():
+        load.wait_acknowledged(int(RATE * 5), timeout=60)
+        load.mark_event()
+        started = time.monotonic()
+        backup = deployment.backup("full")
+        backup_seconds = time.monotonic() - started
+        # Receipts after the backup ended exist in a copy only through the archived WAL replayed onto it.
+        after_backup = load.outcome.acknowledged
+        load.wait_acknowledged(int(RATE * 10), timeout=180)
+    with deployment.dsns(via="web1") as dsns:
+        leader = deployment.leader()
+        assert leader is not None
+        archive_timeout = _show(dsns[leader], "archive_timeout")  # PostgreSQL shows 60 s as "1min"
+    archive_timeout_seconds = int(archive_timeout.rstrip("smin")) * (60 if archive_timeout.endswith("min") else 1)
+    # The end of the archive: check switches the leader's WAL segment and waits until the repository has it.
+    started = time.monotonic()
+    deployment.pgbackrest("check")
+    push_seconds = time.monotonic() - started
+    newest, newest_figures = _restore_and_verify(deployment, load.outcome, "newest", None)
+    early, early_figures = _restore_and_verify(deployment, load.outcome, "before-the-faults", provisioned.early_backup)
+    record(
+        report,
+        newest,
+        load.outcome,
+        backup_type=backup["type"],
+        backup_seconds=round(backup_seconds, 1),
+        database_bytes=backup["info"]["size"],
+        repository_bytes=backup["info"]["repository"]["size"],
+        acknowledged_after_backup=load.outcome.acknowledged - after_backup,
+        push_seconds=round(push_seconds, 1),
+        archive_timeout_seconds=archive_timeout_seconds,
+        rpo_bound_seconds=round(archive_timeout_seconds + push_seconds, 1),
+        restores=[newest_figures, early_figures],
+    )
+    assert [(v.lost, v.duplicates) for v in (newest, early)] == [(0, 0), (0, 0)], [newest.line(), early.line()]

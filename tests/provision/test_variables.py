@@ -56,3 +56,14 @@ def test_every_role_depends_on_the_deployment_settings() -> None:
         )
     ]
     assert missing == []
+
+
+def test_pgbackrest_names_patronis_data_directory() -> None:
+    """roles/pgbackrest lists every database node's data directory (read of other hosts, so not from patroni's
+    defaults): its default must be the path patroni_data_dir gives."""
+    patroni = yaml.safe_load((ANSIBLE / "roles/patroni/defaults/main.yml").read_text())
+    pgbackrest = yaml.safe_load((ANSIBLE / "roles/pgbackrest/defaults/main.yml").read_text())
+    assert patroni["patroni_scope"] == "{{ deployment }}"
+    assert pgbackrest["pgbackrest_pg_path"] == patroni["patroni_data_dir"].replace(
+        "{{ patroni_scope }}", "{{ deployment }}"
+    )

@@ -1,5 +1,7 @@
 """A deployment that site.yml made on test hosts: its Patroni members over verified TLS, its leader, the host
-holding the floating address, and DSNs into each database node for checking receipts.
+holding the floating address, DSNs into each database node for checking receipts, and pgBackRest on the
+repository host (group pgbackrest_repo): backups, and restores into a scratch directory there, started on a
+private port with archiving off.
 
     with hosts.running(NAMES) as bed:
         ...  # site.yml applied with this inventory
@@ -7,6 +9,10 @@ holding the floating address, and DSNs into each database node for checking rece
         deployment.wait_healthy(300)
         with deployment.dsns(via="web1") as dsns:
             verify(outcome, dsns[deployment.leader()])
+        copy = deployment.restore_copy("drill")      # the newest backup, to the end of the archive
+        with deployment.copy_dsn(copy) as dsn:
+            verify(outcome, dsn)
+        deployment.discard_copy(copy)
 """
 
 from __future__ import annotations
@@ -15,7 +21,10 @@ import base64
 import contextlib
 import csv
 import io
+import json
+import shlex
 import ssl
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +43,71 @@ DB_SECRET = "punchclock-db"  # noqa: S105 - the name of the file holding it
 HAPROXY_STATS_PORT = 7000
 HAPROXY_STATS_USER = "admin"
 HAPROXY_STATS_SECRET = "haproxy-stats"  # noqa: S105 - the name of the file holding it
+# roles/pgbackrest: the stanza (roles/deployment), restores' configuration and directory on the repository host.
+STANZA = "punchclock"
+RESTORE_CONF = "/etc/pgbackrest/restore.conf"
+RESTORE_INCLUDE = "/etc/pgbackrest/conf.d"
+RESTORE_ROOT = "/var/lib/pgbackrest-restore"
+PG_BIN = "/usr/lib/postgresql/15/bin"
+# A restored copy's own settings, after everything it inherited (postgresql.auto.conf is read last): its own
+# port, socket and pg_hba, no archiving (it must never push a new timeline into the repository), no synchronous
+# standby to wait for, no upstream, small buffers beside whatever else the host runs.
+COPY_SETTINGS = """\
+port = {port}
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '{base}'
+hba_file = '{base}/pg_hba.conf'
+ident_file = '{base}/pg_ident.conf'
+archive_mode = 'off'
+synchronous_standby_names = ''
+primary_conninfo = ''
+primary_slot_name = ''
+cluster_name = 'punchclock-restore'
+shared_buffers = '128MB'
+"""
+# Only postgres on the socket, and the application's role over TLS from the host itself (an SSH tunnel's end).
+COPY_HBA = f"local all postgres peer\nhostssl {DATABASE} {DB_USER} 127.0.0.1/32 scram-sha-256\n"
+
+
+def _start_script(base: str, port: int, timeout: float) -> str:
+    """Shell lines that give a restored copy its own settings, start it (pg_ctl waits until it takes read-only
+    connections, i.e. it is consistent), and wait until it has promoted; a server that stops fails either wait
+    with its log's tail."""
+    as_postgres = f"runuser -u postgres -- {PG_BIN}"
+    in_recovery = f"{as_postgres}/psql -X -h {base} -p {port} -d postgres -Atc 'SELECT pg_is_in_recovery()'"
+    return "\n".join(
+        [
+            f"cat >> {base}/data/postgresql.auto.conf <<'EOF'\n{COPY_SETTINGS.format(port=port, base=base)}EOF",
+            f"printf '{COPY_HBA}' > {base}/pg_hba.conf",
+            f": > {base}/pg_ident.conf",
+            f"chown postgres:postgres {base}/pg_hba.conf {base}/pg_ident.conf",
+            f"{as_postgres}/pg_ctl -D {base}/data -l {base}/postgres.log -w -t {int(timeout)} start"
+            f" || {{ tail -20 {base}/postgres.log; exit 1; }}",
+            f'until [ "$({in_recovery} 2>/dev/null)" = f ]; do',
+            f"  {as_postgres}/pg_ctl -D {base}/data status > /dev/null || {{ tail -20 {base}/postgres.log; exit 1; }}",
+            "  sleep 0.2",
+            "done",
+        ]
+    )
+
+
+class RemoteCommandFailed(RuntimeError):
+    """A command run on a test host over SSH exited non-zero."""
+
+
+@dataclass(frozen=True)
+class RestoredCopy:
+    """A backup restored on ``host`` into ``base``/data and running on 127.0.0.1:``port`` there."""
+
+    host: str
+    base: str
+    port: int
+    restore_seconds: float  # pgbackrest restore: the files copied back
+    recovery_seconds: float  # server start, WAL replay and promotion, until it takes writes
+
+    @property
+    def rto_seconds(self) -> float:
+        return self.restore_seconds + self.recovery_seconds
 
 
 @dataclass
@@ -114,6 +188,13 @@ class Deployment:
         """A generated password from the controller's secrets (Ansible's password lookup file)."""
         return (self.deploy_dir / "secrets" / secret).read_text().split()[0]
 
+    def _app_dsn(self, local_port: int) -> str:
+        """The application's DSN to a tunnel's local end; TLS verified against the deployment's CA."""
+        return (
+            f"postgresql://{DB_USER}:{self.password(DB_SECRET)}@127.0.0.1:{local_port}/{DATABASE}"
+            f"?sslmode=verify-ca&sslrootcert={self.ca_file}"
+        )
+
     @contextlib.contextmanager
     def dsns(self, via: str) -> Iterator[dict[str, str]]:
         """The application's DSN on each database node, each through an SSH tunnel from web node ``via`` (the
@@ -122,8 +203,62 @@ class Deployment:
             found: dict[str, str] = {}
             for node in self.db_nodes:
                 port = stack.enter_context(self.bed.tunnel(via, self.bed.hosts[node].address, POSTGRES_PORT))
-                found[node] = (
-                    f"postgresql://{DB_USER}:{self.password(DB_SECRET)}@127.0.0.1:{port}/{DATABASE}"
-                    f"?sslmode=verify-ca&sslrootcert={self.ca_file}"
-                )
+                found[node] = self._app_dsn(port)
             yield found
+
+    @property
+    def repo_host(self) -> str:
+        return self.groups["pgbackrest_repo"][0]
+
+    def remote(self, host: str, script: str, timeout: float = 600) -> str:
+        """Run a shell script on ``host`` as root; its stdout, or RemoteCommandFailed with its output's tail."""
+        proc = self.bed.ssh(host, f"set -eu\ncd /\n{script}", timeout=timeout)
+        if proc.returncode != 0:
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-12:]
+            raise RemoteCommandFailed(f"on {host} (exit {proc.returncode}): " + " | ".join(tail))
+        return proc.stdout
+
+    def pgbackrest(self, *args: str, host: str | None = None, timeout: float = 1800) -> str:
+        """pgbackrest as postgres on the repository host (or ``host``), stanza set."""
+        argv = ["runuser", "-u", "postgres", "--", "pgbackrest", f"--stanza={STANZA}", *args]
+        return self.remote(host or self.repo_host, shlex.join(argv), timeout)
+
+    def backup(self, backup_type: str = "full") -> dict[str, Any]:
+        """A backup from the repository host (it finds the primary itself); the newest backup's info entry."""
+        self.pgbackrest(f"--type={backup_type}", "--log-level-console=warn", "backup")
+        (stanza,) = json.loads(self.pgbackrest("--output=json", "info"))
+        return dict(stanza["backup"][-1])
+
+    def restore_copy(
+        self, name: str, port: int = 55432, *, backup_set: str | None = None, timeout: float = 1800
+    ) -> RestoredCopy:
+        """Restore into RESTORE_ROOT/``name`` on the repository host (latest backup, or ``backup_set``, to the
+        end of the archive) and start it on 127.0.0.1:``port``; returns once it has promoted and takes writes.
+        A failed restore is left in place for inspection; ``discard_copy`` removes it."""
+        host, base = self.repo_host, f"{RESTORE_ROOT}/{name}"
+        options = [f"--pg1-path={base}/data", *([f"--set={backup_set}"] if backup_set else [])]
+        restore = ["runuser", "-u", "postgres", "--", "pgbackrest", f"--config={RESTORE_CONF}",
+                   f"--config-include-path={RESTORE_INCLUDE}", f"--stanza={STANZA}", *options, "restore"]  # fmt: skip
+        started = time.monotonic()
+        self.remote(
+            host,
+            f"test ! -e {base}\ninstall -d -o postgres -g postgres -m 0700 {base} {base}/data\n{shlex.join(restore)}",
+            timeout,
+        )
+        restored = time.monotonic()
+        self.remote(host, _start_script(base, port, timeout), timeout)
+        return RestoredCopy(host, base, port, restored - started, time.monotonic() - restored)
+
+    @contextlib.contextmanager
+    def copy_dsn(self, copy: RestoredCopy) -> Iterator[str]:
+        """The application's DSN to a restored copy, through an SSH tunnel ending on its host."""
+        with self.bed.tunnel(copy.host, "127.0.0.1", copy.port) as local:
+            yield self._app_dsn(local)
+
+    def discard_copy(self, copy: RestoredCopy) -> None:
+        """Stop a restored copy and remove its directory."""
+        self.remote(
+            copy.host,
+            f"runuser -u postgres -- {PG_BIN}/pg_ctl -D {copy.base}/data -m fast stop || true\nrm -rf {copy.base}",
+            timeout=300,
+        )
