@@ -99,7 +99,7 @@ def up(
         say(f"new cluster in {layout.state_dir}")
     for app in layout.apps:
         if app.cgroup:
-            cgroup.create(Path(app.cgroup), float(layout.app_cpu_quota or 0))
+            cgroup.create(Path(app.cgroup), cgroup.STARTUP_CORES)
     say(f"Patroni {patroni.VERSION} in {patroni.ensure_installed()}")
     render_all(layout)
     supervisor.start_daemon(layout)
@@ -120,11 +120,22 @@ def up(
         migrate(layout)
         supervisor.ctl(layout, "start", *(supervisor.program(layout, app.name) for app in layout.apps))
         patroni.wait(lambda: http_ready(f"{layout.app_url}/readyz"), timeout, "an app instance behind HAProxy")
+        quota_when_ready(layout, timeout)
         say(f"punchclock serves {layout.app_url}/app")
     elif with_apps:
         say("no runnable .venv/bin/punchclock yet: the database side is up, the app instances are not")
     say(f"ready in {time.monotonic() - started:.1f}s")
     return layout
+
+
+def quota_when_ready(layout: Layout, timeout: float) -> None:
+    """Each instance under the cluster's CPU quota once its own /readyz passes (it started with more)."""
+    for app in layout.apps:
+        if app.cgroup and layout.app_cpu_quota:
+            own = f"http://127.0.0.1:{app.port}/readyz"
+            patroni.wait(lambda own=own: http_ready(own), timeout, f"{app.name} ready")
+            cgroup.set_quota(Path(app.cgroup), layout.app_cpu_quota)
+            say(f"{app.name} runs under a quota of {layout.app_cpu_quota:g} cores")
 
 
 def down(state_dir: Path, purge: bool = False) -> None:

@@ -58,16 +58,18 @@ def add(layout: Layout, timeout: float = 60) -> App:
     number = max((int(app.name.removeprefix("app")) for app in layout.apps), default=0) + 1
     app = layout.new_app(f"app{number}", port)
     if app.cgroup:
-        cgroup.create(Path(app.cgroup), float(layout.app_cpu_quota or 0))
+        cgroup.create(Path(app.cgroup), cgroup.STARTUP_CORES)
     layout.apps.append(app)
     write_supervisord_config(layout)  # haproxy.cfg lists it once HAProxy does
     supervisor.ctl(layout, "reread")
     supervisor.ctl(layout, "add", app.name)
     supervisor.ctl(layout, "start", app.name)
-    quota = f" under a quota of {layout.app_cpu_quota:g} cores" if app.cgroup else ""
+    quota = f" (under a quota of {layout.app_cpu_quota:g} cores once ready)" if app.cgroup else ""
     say(f"started {app.name} on port {port}{quota}; waiting for its /readyz")
     own = f"http://127.0.0.1:{app.port}/readyz"
     patroni.wait(lambda: control.http_ready(own), timeout, f"{app.name} ready", interval=0.1)
+    if app.cgroup:
+        cgroup.set_quota(Path(app.cgroup), float(layout.app_cpu_quota or 0))
     balancer.add(layout, app)
     _write_configs(layout)
     patroni.wait(lambda: balancer.status(layout, app.name) == "UP", timeout, f"{app.name} UP in HAProxy", interval=0.1)
@@ -84,6 +86,8 @@ def remove(layout: Layout, timeout: float = 60) -> App:
     say(f"draining {app.name} in HAProxy; waiting until it holds no session")
     patroni.wait(lambda: balancer.sessions(layout, app.name) == 0, timeout, f"{app.name} without sessions", 0.1)
     balancer.maintenance(layout, app.name)
+    if app.cgroup:  # it serves nothing any more: let it finish and exit at the speed it started with
+        cgroup.set_quota(Path(app.cgroup), cgroup.STARTUP_CORES)
     started = time.monotonic()
     supervisor.ctl(layout, "stop", supervisor.program(layout, app.name), timeout=timeout)
     say(f"{app.name} held no session; in maintenance, stopped with SIGTERM in {time.monotonic() - started:.1f}s")
