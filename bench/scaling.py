@@ -56,10 +56,10 @@ SETTLE_SECONDS = 3.0  # a step's first seconds (and a scale's) are left out of i
 @dataclass(frozen=True)
 class ScalingSettings:
     # SCALING_CPU_QUOTA: cores each instance may use. Small: on two cores shared with three PostgreSQL nodes,
-    # HAProxy and the load, the cluster as a whole took under a hundred POST/s with several instances, and one
-    # instance at 0.05 cores already carried most of that.
-    cpu_quota: float = 0.02
-    per_instance: float = 30.0  # SCALING_PER_INSTANCE: POSTs/s the schedule counts as one instance's worth
+    # HAProxy, the load and other work, the cluster as a whole took well under a hundred POST/s, one instance at
+    # 0.05 cores carried most of that, and three at 0.02 cores more than the cluster took.
+    cpu_quota: float = 0.01
+    per_instance: float = 15.0  # SCALING_PER_INSTANCE: POSTs/s the schedule counts as one instance's worth
     step_seconds: float = 20.0  # SCALING_STEP_SECONDS: length of each step (an instance starts in seconds)
     workers: int = 96  # SCALING_WORKERS: the load's concurrent clients
     processes: int = 4  # SCALING_PROCESSES: OS processes they are spread over (one Python process tops out)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from punchclock_tools.cluster import etcd, patroni
+from punchclock_tools.cluster import balancer, etcd, patroni
 from punchclock_tools.cluster.layout import Layout, new_layout
-from punchclock_tools.cluster.render import dynamic_config, render_all, write_supervisord_config
+from punchclock_tools.cluster.render import app_program, dynamic_config, render_all, write_supervisord_config
 
 
 @pytest.fixture
@@ -125,3 +125,29 @@ def test_etcd_joins_as_new_only_before_the_cluster_formed(layout: Layout) -> Non
     for member in layout.etcd:  # every member lost its data (the whole cluster lost): nothing to join
         shutil.rmtree(member.data_dir)
     assert etcd.cluster_state(layout) == "new"
+
+
+def test_instances_are_programs_of_their_own_behind_the_runtime_socket(layout: Layout) -> None:
+    """Each instance is a supervisord program outside any group (scale adds and removes one alone), HAProxy
+    lists it in both app backends with its check timing, and opens the admin socket scale talks to."""
+    supervisord = Path(layout.supervisor["config"]).read_text()
+    haproxy = Path(layout.haproxy["config"]).read_text()
+    assert "[group:" not in supervisord
+    assert [f"[program:{app.name}]" in supervisord for app in layout.apps] == [True] * len(layout.apps)
+    assert [haproxy.count(balancer.server_line(app)) for app in layout.apps] == [2] * len(layout.apps)
+    assert f"stats socket {balancer.socket_path(layout)} mode 600 level admin" in haproxy
+
+
+def test_a_quota_puts_each_instance_in_a_cgroup_of_its_own(tmp_path: Path) -> None:
+    """With a CPU quota each instance's command enters its own cgroup, named from the state directory, before
+    it execs the server; without one the command is the server alone."""
+    quota = new_layout(tmp_path / "quota", apps=2, cpu_quota=0.25)
+    plain = new_layout(tmp_path / "plain", apps=1)
+    cgroups = [app.cgroup for app in quota.apps]
+    assert len(set(cgroups)) == 2
+    assert all(Path(path).name.endswith(app.name) for path, app in zip(cgroups, quota.apps, strict=True))
+    assert [
+        f"echo $$ > {path}/cgroup.procs && exec" in app_program(quota, app)
+        for path, app in zip(cgroups, quota.apps, strict=True)
+    ] == [True, True]
+    assert "/bin/sh" not in app_program(plain, plain.apps[0])
