@@ -17,7 +17,7 @@ import yaml
 from pydantic import SecretStr
 
 from punchclock.settings import Settings
-from punchclock_tools.cluster import control
+from punchclock_tools.cluster import balancer, control
 from punchclock_tools.cluster import patroni as patroni_module
 from punchclock_tools.cluster import render as cluster
 from punchclock_tools.cluster.layout import new_layout
@@ -39,9 +39,12 @@ def _yaml(relative: str) -> Any:
 
 
 def _haproxy_checks(text: str) -> dict[str, int]:
-    """inter (ms), fall and rise of the HTTP balancer's and the database router's server checks."""
-    found = re.findall(r"default-server inter (\d+)ms .*?fall (\d+) rise (\d+)", text)
-    (db_inter, db_fall, db_rise), (app_inter, app_fall, app_rise) = found[0], found[1]
+    """inter (ms), fall and rise of the HTTP balancer's and the database router's server checks: the router's
+    from its default-server line, each app server's from the options it is declared with (rendered and at run
+    time alike, ``balancer.SERVER_OPTIONS``)."""
+    timing = r"inter (\d+)ms .*?fall (\d+) rise (\d+)"
+    db_inter, db_fall, db_rise = re.findall(r"default-server " + timing, text)[0]
+    app_inter, app_fall, app_rise = re.findall(timing, balancer.SERVER_OPTIONS)[0]
     return {
         "db_inter_ms": int(db_inter),
         "db_fall": int(db_fall),

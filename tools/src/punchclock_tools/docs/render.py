@@ -51,6 +51,7 @@ def context(results_dir: Path = RESULTS) -> dict[str, Any]:
         "provision": loaded["provision"],
         "drill": loaded["restore-drill"],
         "manual": loaded["manual"],
+        "scaling": loaded["scaling"],
         "config": configured,
         "capacity": capacity.model(loaded["bench"].data, configured),
     }

@@ -9,7 +9,7 @@ from typing import Any
 
 from punchclock_tools.docs.provenance import RESULTS
 
-NAMES = ("bench", "ha", "provision", "restore-drill", "manual")  # every results file the docs read
+NAMES = ("bench", "ha", "provision", "restore-drill", "manual", "scaling")  # every results file the docs read
 PROVENANCE_KEYS = ("produced_at", "commit", "dirty", "command", "transcribed")
 
 
