@@ -12,7 +12,7 @@ MONITORING_APT_PACKAGES := prometheus prometheus-alertmanager prometheus-blackbo
 TEST_APT_PACKAGES += $(MONITORING_APT_PACKAGES)
 MONITORING := $(BIN)/python -m punchclock_tools.monitoring
 
-.PHONY: test-monitoring-live monitoring-up monitoring-down monitoring-status
+.PHONY: test-monitoring-live monitoring-up monitoring-down monitoring-status monitoring-refresh
 
 # make test-ha runs these too: every live alert scenario on a cluster of their own.
 test-ha: test-monitoring-live
@@ -30,3 +30,6 @@ monitoring-down: dev ## stop what make monitoring-up started (by pid)
 
 monitoring-status: dev ## the URLs of what make monitoring-up started
 	$(MONITORING) status
+
+monitoring-refresh: dev ## scrape the instances the cluster runs now (after make cluster-scale; monitoring-up does it too)
+	$(MONITORING) refresh

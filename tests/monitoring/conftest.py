@@ -34,6 +34,7 @@ ALERTMANAGER_CONFIG = REPO / "deploy" / "monitoring" / "alertmanager.yml"
 # window (15m) 30 s. Scraped and evaluated every second, so a 5 s range still holds several samples.
 SHORTENING = rules.Shortening(factor=30, floor=5)
 SCRAPE = prometheus.ScrapeSettings(scrape_interval="1s", evaluation_interval="1s", scrape_timeout="1s")
+EXPORTER_SCRAPE = "2s"  # postgres_exporter needs a second to say its node is down (exporters.scrape_configs)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,6 +49,7 @@ class LiveStack:
     alertmanager: alertmanager.Alertmanager
     inbox: webhook.Inbox
     exporters: list[exporters.Exporter]
+    targets_dir: Path  # the cluster's targets, for targets.refresh after the instances change
 
 
 def alertmanager_config(workdir: Path, inbox_url: str) -> Path:
@@ -80,11 +82,12 @@ def live_stack(cluster: Cluster) -> Iterator[LiveStack]:  # noqa: F811 - the imp
             alertmanager.running(workdir / "alertmanager", alertmanager_config(workdir, inbox.url)) as manager,
         ):
             settings = dataclasses.replace(SCRAPE, alertmanagers=(manager.url.removeprefix("http://"),))
-            jobs = targets.cluster_jobs(cluster.layout)
-            document = prometheus.config(jobs, files, settings, exporters.scrape_configs(started))
+            jobs = targets.scrape_configs(cluster.layout, workdir / "targets")
+            jobs += exporters.scrape_configs(started, interval=EXPORTER_SCRAPE)
+            document = prometheus.config({}, files, settings, jobs)
             with prometheus.running(workdir / "prometheus", document) as server:
                 server.wait_all_up(60)
-                yield LiveStack(server, manager, inbox, started)
+                yield LiveStack(server, manager, inbox, started, workdir / "targets")
                 keep = os.environ.get("PUNCHCLOCK_HA_KEEP_LOGS")
                 if keep:
                     shutil.copy(server.log, Path(keep) / "prometheus.log")

@@ -85,3 +85,5 @@ def test_scrape_configs_group_exporters_by_job_with_their_labels() -> None:
         },
         {"job_name": "node", "static_configs": [{"targets": ["127.0.0.1:3"]}]},
     ]
+    timed = exporters.scrape_configs(found, interval="2s")
+    assert [(job["scrape_interval"], job["scrape_timeout"]) for job in timed] == [("2s", "2s"), ("2s", "2s")]

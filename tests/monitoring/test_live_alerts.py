@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from punchclock_tools.cluster import control
+from punchclock_tools.cluster import control, scale
 from punchclock_tools.cluster.faults import Cluster, wait_until
 from punchclock_tools.load import Load
-from punchclock_tools.monitoring import dashboards, postgres_exporter, stack
+from punchclock_tools.monitoring import dashboards, postgres_exporter, stack, targets
 from punchclock_tools.monitoring.alerts import matching, wait_firing, wait_resolved
 from punchclock_tools.monitoring.prometheus import Prometheus
 from punchclock_tools.paths import REPO
@@ -106,11 +106,8 @@ def test_killed_leader_fires_leader_changed(settled: Cluster, live_prometheus: P
     old = cluster.wait_leader()
     # When the leader's machine crashes
     cluster.kill_node(old)
-    # Then HAProxy routes writes nowhere until a replica is promoted, as its own exporter shows
-    wait_firing(prom, "HAProxyNoPrimaryBackend", 60, {"job": "haproxy", "proxy": "db_write"})
     new = cluster.wait_leader(90, other_than=old)
-    wait_resolved(prom, "HAProxyNoPrimaryBackend", 60)
-    # And the leader-change alert fires
+    # Then the leader-change alert fires
     fired, alert = wait_firing(prom, "PatroniLeaderChanged", 90)
     assert alert["labels"]["scope"] == cluster.layout.scope
     # When the old leader rejoins, then the alert resolves once the promotion leaves its (shortened) window
@@ -122,8 +119,9 @@ def test_killed_leader_fires_leader_changed(settled: Cluster, live_prometheus: P
 
 @full_only
 def test_database_down_under_load_fires_fast_burn(settled: Cluster, live_prometheus: Prometheus) -> None:
-    """Every database node stopped under load: the POSTs' 503s fire PunchclockAvailabilityBudgetFastBurn (a page);
-    the nodes back: it resolves while the load goes on."""
+    """Every database node stopped under load: HAProxy's exporter shows no primary (HAProxyNoPrimaryBackend) and
+    the POSTs' 503s fire PunchclockAvailabilityBudgetFastBurn (a page); the nodes back: both resolve while the load
+    goes on."""
     # Given a healthy cluster under a steady load and no burn alert
     prom, cluster = live_prometheus, settled
     quiet(prom, "PunchclockAvailabilityBudgetFastBurn")
@@ -133,7 +131,9 @@ def test_database_down_under_load_fires_fast_burn(settled: Cluster, live_prometh
         # When every database node stops
         load.mark_event()
         cluster.stop(*nodes)
-        # Then, once held POSTs outlast the failover budget and answer 503, the fast-burn alert pages
+        # Then HAProxy routes writes to no node, as its own exporter shows
+        wait_firing(prom, "HAProxyNoPrimaryBackend", 60, {"job": "haproxy", "proxy": "db_write"})
+        # And, once held POSTs outlast the failover budget and answer 503, the fast-burn alert pages
         fired, alert = wait_firing(prom, "PunchclockAvailabilityBudgetFastBurn", FAILOVER_BUDGET_SECONDS + 120)
         assert (alert["labels"]["severity"], alert["labels"]["job"]) == ("page", "punchclock")
         assert {failure.status for failure in load.outcome.failures} == {503}
@@ -141,6 +141,7 @@ def test_database_down_under_load_fires_fast_burn(settled: Cluster, live_prometh
         cluster.start(*nodes)
         wait_until(lambda: cluster.readyz() == 200, 120, "/readyz to turn 200")
         restored = time.monotonic()
+        wait_resolved(prom, "HAProxyNoPrimaryBackend", 60)
         load.wait_acknowledged(40, timeout=120)
         resolved = wait_resolved(prom, "PunchclockAvailabilityBudgetFastBurn", 240)
     assert matching(prom, "PunchclockAvailabilityBudgetFastBurn") == []
@@ -174,6 +175,33 @@ def test_stopped_instance_fires_haproxy_app_server_down(settled: Cluster, live_p
         f"HAProxyAppServerDown fired {fired:.1f}s after the stop, resolved {time.monotonic() - started:.1f}s after"
         f" the start (waited {resolved:.1f}s)"
     )
+
+
+def instance_targets(prom: Prometheus, healthy: bool = True) -> set[str]:
+    """The punchclock instances Prometheus scrapes (only those whose last scrape worked, with ``healthy``)."""
+    found = [t for t in prom.targets() if t["labels"]["job"] == "punchclock"]
+    return {t["labels"]["instance"] for t in found if t["health"] == "up" or not healthy}
+
+
+@full_only
+def test_instances_added_and_removed_at_run_time_follow_the_layout(settled: Cluster, live_stack: LiveStack) -> None:
+    """An instance added while the cluster serves is scraped once the targets are refreshed from the layout; once
+    removed and refreshed again, it is scraped no more."""
+    # Given the running instances, all scraped
+    prom, cluster = live_stack.prometheus, settled
+    before = {f"127.0.0.1:{app.port}" for app in cluster.layout.apps}
+    wait_until(lambda: instance_targets(prom) == before, 60, "every instance scraped")
+    # When one more instance is added and the targets refreshed, then Prometheus scrapes it too
+    added = scale.add(cluster.layout)
+    try:
+        targets.refresh(cluster.layout, live_stack.targets_dir)
+        took = wait_until(lambda: instance_targets(prom) == before | {f"127.0.0.1:{added.port}"}, 60, "it scraped")
+    finally:
+        # When it is removed and the targets refreshed, then it is no longer scraped
+        scale.remove(cluster.layout)
+        targets.refresh(cluster.layout, live_stack.targets_dir)
+    wait_until(lambda: instance_targets(prom, healthy=False) == before, 60, "it no longer a target")
+    print(f"{added.name} scraped {took:.1f}s after the refresh")
 
 
 def test_postgres_exporters_read_every_node_as_a_monitoring_role(settled: Cluster, live_stack: LiveStack) -> None:

@@ -64,12 +64,18 @@ def running(layout: Layout, workdir: Path, timeout: float = 30) -> Iterator[list
             daemon.stop(process)
 
 
-def scrape_configs(exporters: list[Exporter]) -> list[dict[str, Any]]:
-    """One scrape job per exporter job name, each target carrying its exporter's labels."""
+def scrape_configs(exporters: list[Exporter], interval: str | None = None) -> list[dict[str, Any]]:
+    """One scrape job per exporter job name, each target carrying its exporter's labels; with ``interval``, each
+    job scraped that often with that timeout, whatever the global settings.
+
+    postgres_exporter 0.11 takes a second to answer when its node is down (it tries to connect twice, a second
+    apart): under a 1 s timeout a stopped node would read as a stopped exporter (``up`` 0,
+    DatabaseTierTargetDown) instead of ``pg_up`` 0. The live tests, which scrape every second, pass 2 s."""
     jobs: dict[str, list[dict[str, Any]]] = {}
     for exporter in exporters:
         target: dict[str, Any] = {"targets": [exporter.address]}
         if exporter.labels:
             target["labels"] = dict(exporter.labels)
         jobs.setdefault(exporter.job, []).append(target)
-    return [{"job_name": job, "static_configs": targets} for job, targets in jobs.items()]
+    timing = {"scrape_interval": interval, "scrape_timeout": interval} if interval else {}
+    return [{"job_name": job, **timing, "static_configs": targets} for job, targets in jobs.items()]

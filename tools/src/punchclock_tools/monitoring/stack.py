@@ -46,6 +46,10 @@ def state_file(workdir: Path) -> Path:
     return workdir / "monitoring.json"
 
 
+def targets_dir(workdir: Path) -> Path:
+    return workdir / "targets"
+
+
 def running_program(pid: int, program: str) -> bool:
     """Process ``pid`` runs and is ``program`` (a pid reused by something else is left alone)."""
     with contextlib.suppress(OSError):
@@ -63,13 +67,14 @@ def load(workdir: Path) -> Stack | None:
 
 def up(cluster_state: Path, workdir: Path, shortening: rules.Shortening | None = None) -> Stack:
     """Start the exporters and Alertmanager, then Prometheus scraping the cluster of ``cluster_state`` and them,
-    notifying that Alertmanager."""
-    existing = load(workdir)
-    if existing and running_program(existing.prometheus_pid, prometheus.BINARY):
-        return existing
+    notifying that Alertmanager. On a stack already running, rewrite its targets from the layout instead."""
     if not (cluster_state / "cluster.json").exists():
         raise SystemExit(f"no cluster in {cluster_state}: run `make cluster-up` first")
     layout = Layout.load(cluster_state)
+    existing = load(workdir)
+    if existing and running_program(existing.prometheus_pid, prometheus.BINARY):
+        targets.refresh(layout, targets_dir(workdir))  # instances added or removed since
+        return existing
     workdir.mkdir(parents=True, exist_ok=True)
     rule_files = rules.write_shortened(RULE_FILES, workdir / "rules", shortening) if shortening else RULE_FILES
     started = exporters.start(layout, workdir / "exporters")
@@ -82,9 +87,8 @@ def up(cluster_state: Path, workdir: Path, shortening: rules.Shortening | None =
             scrape_interval="5s", evaluation_interval="5s", alertmanagers=(manager_url.removeprefix("http://"),)
         )
         found = [exporter for _, exporter in started]
-        document = prometheus.config(
-            targets.cluster_jobs(layout), rule_files, settings, extra_scrape_configs=exporters.scrape_configs(found)
-        )
+        jobs = targets.scrape_configs(layout, targets_dir(workdir)) + exporters.scrape_configs(found)
+        document = prometheus.config({}, rule_files, settings, extra_scrape_configs=jobs)
         server, server_url = prometheus.start(workdir / "prometheus", document)
         processes.append(server)
         daemon.wait_ready(server_url, server, workdir / "prometheus" / "prometheus.log", 60)
