@@ -50,7 +50,8 @@ def pki(tmp_path: Path) -> Path:
 
 
 def listen(cert: Path, starttls: bool) -> Iterator[int]:
-    """Serve TLS with ``cert`` on a loopback port, answering PostgreSQL's SSLRequest with 'S' first if asked."""
+    """Serve TLS with ``cert`` on a loopback port (answering PostgreSQL's SSLRequest with 'S' first if asked),
+    and send two bytes that are not UTF-8 after the handshake."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, cert.with_suffix(".key"))
     server = socket.create_server(("127.0.0.1", 0))
@@ -65,6 +66,7 @@ def listen(cert: Path, starttls: bool) -> Iterator[int]:
                     conn.sendall(b"S")
                 # A client that does not trust the certificate aborts the handshake: expected here.
                 with contextlib.suppress(ssl.SSLError, OSError), context.wrap_socket(conn, server_side=True) as tls:
+                    tls.sendall(b"\x88\xfe")  # bytes that are not UTF-8, as a binary protocol's first message
                     tls.recv(1)
 
     thread = threading.Thread(target=serve, daemon=True)

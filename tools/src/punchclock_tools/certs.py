@@ -80,9 +80,16 @@ def served(
         argv += ["-starttls", starttls]
     if cert and key:
         argv += ["-cert", str(cert), "-key", str(key)]
+    # What the server sends after the handshake is printed too, and may be binary (pgBackRest's TLS server's).
     try:
         out = subprocess.run(
-            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=timeout,
+            check=False,
         )
     except subprocess.TimeoutExpired as e:
         raise CertificateError(f"{address}:{port} did not complete a TLS handshake in {timeout} s") from e
