@@ -40,6 +40,8 @@ ENDPOINTS = [
     ("node2", 8008, "node2", None),
     ("node1", 5432, "node1", "postgres"),  # PostgreSQL
     ("node2", 5432, "node2", "postgres"),
+    ("node1", 8432, "node1", None),  # pgBackRest's TLS server
+    ("node2", 8432, "node2", None),
     ("node2", 443, PUBLIC_NAME, None),  # HAProxy: the public endpoint
     ("node2", 8443, "node2", None),  # HAProxy: the balancer-to-instance hop
     ("node2", 7000, "node2", None),  # HAProxy: stats
