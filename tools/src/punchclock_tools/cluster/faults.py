@@ -108,14 +108,20 @@ class Cluster:
     def kill_node(self, name: str) -> None:
         """SIGKILL a node's Patroni and its whole PostgreSQL, as a crash of that machine would; it stays down.
 
-        supervisord restarts a Patroni that died, so the program is stopped right after the kill (a machine
-        that crashed does not come back within a second); ``start`` brings it back.
+        supervisord restarts a Patroni that dies, and a restarted one that is then stopped hands its leader key
+        over gracefully: no crash at all. So every process is frozen first (from outside, the machine stops
+        answering at that instant), supervisord is told to stop the program (its SIGTERM stays pending on the
+        frozen Patroni, which never handles it), and only then is everything killed: supervisord, stopping it
+        already, does not restart it. ``start`` brings the node back.
         """
         victims = self.node_pids(name)
         for pid in victims:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        supervisor.ctl(self.layout, "stop", name, check=False)
+                os.kill(pid, signal.SIGSTOP)
+        with supervisor.stopping(self.layout, supervisor.program(self.layout, name)):
+            for pid in victims:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         supervisor.wait_gone(victims, 10)
 
     def freeze_node(self, name: str, stagger: float = 0.0) -> list[int]:

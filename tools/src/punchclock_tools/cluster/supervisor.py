@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,23 @@ def ctl(layout: Layout, *args: str, check: bool = True, timeout: float = 120) ->
     if check and result.returncode not in (0, 3):
         raise RuntimeError(f"supervisorctl {' '.join(args)} failed: {result.stdout}{result.stderr}")
     return result.stdout
+
+
+@contextlib.contextmanager
+def stopping(layout: Layout, program: str, timeout: float = 10) -> Iterator[None]:
+    """Inside the block supervisord is stopping ``program`` (it has sent the stop signal and will not restart
+    it); the block ends the processes itself, and the stop is waited for on leaving it."""
+    command = ["supervisorctl", "-c", layout.supervisor["config"], "stop", program]
+    stop = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while processes(layout).get(program.split(":")[-1], Process(program, "", None)).state != "STOPPING":
+            if stop.poll() is not None or time.monotonic() > deadline:
+                break  # already stopped, or supervisord never said STOPPING: the block runs either way
+            time.sleep(0.05)
+        yield
+    finally:
+        stop.wait(timeout=120)
 
 
 def start_daemon(layout: Layout, timeout: float = 20) -> int:
