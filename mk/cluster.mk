@@ -13,9 +13,10 @@ cluster-up: dev ## start etcd x3, Patroni/PostgreSQL x3, HAProxy and 2 punchcloc
 cluster-status: dev ## print the leader, replication state, instance health and the URLs
 	$(CLUSTER) status
 
-cluster-scale: dev ## run N punchclock instances while the cluster serves (make cluster-scale N=3; removal drains first)
+cluster-scale: dev ## run N punchclock instances while the cluster serves (make cluster-scale N=3; removal drains first; a running make monitoring-up scrapes the new set)
 	$(if $(N),,$(error set N, the number of instances: make cluster-scale N=3))
 	$(CLUSTER) scale $(N) $(if $(CPU_QUOTA),--cpu-quota $(CPU_QUOTA))
+	$(MONITORING) refresh --if-running
 
 cluster-down: dev ## stop every process of the local cluster (data stays in .state/cluster)
 	$(CLUSTER) down

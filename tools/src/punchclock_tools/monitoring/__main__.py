@@ -1,4 +1,5 @@
-"""Command line: ``python -m punchclock_tools.monitoring up|down|status``; make monitoring-up and -down run it."""
+"""Command line: ``python -m punchclock_tools.monitoring up|down|refresh|status``; the make monitoring-* targets and
+make cluster-scale (``refresh --if-running``) run it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
         "--shorten", type=float, default=0, help="divide every rule duration by this (30: a 1m `for:` is 2 s)"
     )
     commands.add_parser("down", help="stop them")
-    commands.add_parser("refresh", help="scrape the instances the cluster runs now (after make cluster-scale)")
+    refresh = commands.add_parser(
+        "refresh", help="scrape the instances the cluster runs now (after make cluster-scale)"
+    )
+    refresh.add_argument("--if-running", action="store_true", help="with no stack running, say so and succeed")
     commands.add_parser("status", help="print their URLs")
     args = parser.parse_args(argv)
     if args.command == "up":
@@ -30,9 +34,13 @@ def main(argv: list[str] | None = None) -> int:
         for line in stack.up(args.state, args.dir, shortening).lines():
             print(line)
     elif args.command == "refresh":
-        if stack.load(args.dir) is None:
-            print("monitoring: not started (make monitoring-up)")
-            return 1
+        if stack.running(args.dir) is None:
+            print(
+                "monitoring: not running, no targets to refresh"
+                if args.if_running
+                else "monitoring: not started (make monitoring-up)"
+            )
+            return 0 if args.if_running else 1
         found = targets.refresh(Layout.load(args.state), stack.targets_dir(args.dir))
         print(f"monitoring: scraping {len(found['punchclock'])} punchclock instances")
     elif args.command == "down":

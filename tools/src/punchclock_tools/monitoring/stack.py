@@ -65,14 +65,20 @@ def load(workdir: Path) -> Stack | None:
     return Stack(**{**raw, "exporters": [exporters.Exporter(**e) for e in raw.get("exporters", [])]})
 
 
+def running(workdir: Path) -> Stack | None:
+    """The stack recorded in ``workdir`` if its Prometheus still runs."""
+    existing = load(workdir)
+    return existing if existing and running_program(existing.prometheus_pid, prometheus.BINARY) else None
+
+
 def up(cluster_state: Path, workdir: Path, shortening: rules.Shortening | None = None) -> Stack:
     """Start the exporters and Alertmanager, then Prometheus scraping the cluster of ``cluster_state`` and them,
     notifying that Alertmanager. On a stack already running, rewrite its targets from the layout instead."""
     if not (cluster_state / "cluster.json").exists():
         raise SystemExit(f"no cluster in {cluster_state}: run `make cluster-up` first")
     layout = Layout.load(cluster_state)
-    existing = load(workdir)
-    if existing and running_program(existing.prometheus_pid, prometheus.BINARY):
+    existing = running(workdir)
+    if existing:
         targets.refresh(layout, targets_dir(workdir))  # instances added or removed since
         return existing
     workdir.mkdir(parents=True, exist_ok=True)
