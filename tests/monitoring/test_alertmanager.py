@@ -58,12 +58,14 @@ def test_every_inhibition_names_alerts_that_exist() -> None:
 
 def test_database_outage_pages_once(tmp_path: Path) -> None:
     """Given the alerts a database outage raises on two instances, then only the database alert stays active: the
-    instances' readiness and no-ready-instance alerts are inhibited by it."""
+    instances' readiness, no-ready-instance, full-queue and busy-pool alerts are inhibited by it."""
     outage = [
         {"alertname": "PatroniNoLeader", "severity": "page", "job": "patroni", "scope": "punchclock"},
         {"alertname": "PunchclockNoReadyInstance", "severity": "page", "job": "punchclock"},
         {"alertname": "PunchclockInstanceNotReady", "severity": "warning", "job": "punchclock", "instance": "a:8000"},
         {"alertname": "PunchclockInstanceNotReady", "severity": "warning", "job": "punchclock", "instance": "b:8000"},
+        {"alertname": "PunchclockWriteQueueNearFull", "severity": "warning", "job": "punchclock", "instance": "a:8000"},
+        {"alertname": "PunchclockPoolSaturated", "severity": "warning", "job": "punchclock", "instance": "b:8000"},
         {"alertname": "PunchclockInstanceDown", "severity": "warning", "job": "punchclock", "instance": "c:8000"},
     ]
     with alertmanager.running(tmp_path, CONFIG) as manager:
@@ -82,5 +84,7 @@ def test_database_outage_pages_once(tmp_path: Path) -> None:
         ("PunchclockNoReadyInstance", ""): "suppressed",
         ("PunchclockInstanceNotReady", "a:8000"): "suppressed",
         ("PunchclockInstanceNotReady", "b:8000"): "suppressed",
+        ("PunchclockWriteQueueNearFull", "a:8000"): "suppressed",
+        ("PunchclockPoolSaturated", "b:8000"): "suppressed",
         ("PunchclockInstanceDown", "c:8000"): "active",  # a scrape failure is not the database's doing
     }
