@@ -50,7 +50,7 @@ def create_app(
     writer = Writer(store, settings, metrics)
     access_log = AccessLog()
     lifecycle.on_listener_closed(writer.answer_within)
-    metrics.track_pool(store.pool_stats)
+    metrics.track_pool(store.pool_stats, store.pool_max())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -63,6 +63,13 @@ class Metrics:
         self.pool_in_use = Gauge(
             "punchclock_pool_in_use", "Database connections in use", registry=registry, multiprocess_mode="livesum"
         )
+        # The pool opens connections on demand and closes idle ones: saturation is in use over this, not over open.
+        self.pool_max = Gauge(
+            "punchclock_pool_max",
+            "Database connections the pool may open (PUNCHCLOCK_POOL_SIZE)",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
         self.db_errors = Counter(
             "punchclock_db_errors",
             "Database failures by kind (transient, error, queue_full)",
@@ -107,7 +114,8 @@ class Metrics:
         self.commit_latency.observe(seconds)
         self.stamps_committed.inc(created)
 
-    def track_pool(self, stats: Callable[[], tuple[int, int]]) -> None:
+    def track_pool(self, stats: Callable[[], tuple[int, int]], maximum: int) -> None:
+        self.pool_max.set(maximum)
         self.sample(self.pool_size, lambda: stats()[0])
         self.sample(self.pool_in_use, lambda: stats()[1])
 

@@ -207,6 +207,7 @@ async def test_metrics_expose_the_write_path(client: httpx.AsyncClient) -> None:
         "punchclock_commit_duration_seconds_count 1.0",
         "punchclock_pool_size",
         "punchclock_pool_in_use",
+        "punchclock_pool_max",
         "punchclock_queue_depth 0.0",
         "punchclock_queue_max 10000.0",
         "punchclock_ready 1.0",

@@ -61,5 +61,9 @@ class Store(Protocol):
     async def check_writable(self) -> None:
         """Return when the database would accept a write now; raise otherwise."""
 
+    def pool_max(self) -> int:
+        """Connections the store may open at most."""
+        ...
+
     def pool_stats(self) -> tuple[int, int]:
         """(connections open, connections in use)."""

@@ -225,6 +225,9 @@ class PostgresStore:
         async with self._connection() as conn:
             await self._write(conn, _HEARTBEAT)
 
+    def pool_max(self) -> int:
+        return self._pool_size
+
     def pool_stats(self) -> tuple[int, int]:
         if self._pool is None:
             return (0, 0)

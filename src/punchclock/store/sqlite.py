@@ -192,5 +192,8 @@ class SQLiteStore:
 
         await self._run(check)
 
+    def pool_max(self) -> int:
+        return 1
+
     def pool_stats(self) -> tuple[int, int]:
         return (1 if self._conn is not None else 0, 0)
