@@ -51,7 +51,9 @@ RESTORE_ROOT = "/var/lib/pgbackrest-restore"
 PG_BIN = "/usr/lib/postgresql/15/bin"
 # A restored copy's own settings, after everything it inherited (postgresql.auto.conf is read last): its own
 # port, socket and pg_hba, no archiving (it must never push a new timeline into the repository), no synchronous
-# standby to wait for, no upstream, small buffers beside whatever else the host runs.
+# standby to wait for, no upstream, small buffers beside whatever else the host runs. hot_standby off: it opens
+# only once recovery has ended, and WAL written after a raise of max_connections (or another setting a hot standby
+# must match) replays past it; with hot standby on, recovery aborts there ("insufficient parameter settings").
 COPY_SETTINGS = """\
 port = {port}
 listen_addresses = '127.0.0.1'
@@ -64,15 +66,16 @@ primary_conninfo = ''
 primary_slot_name = ''
 cluster_name = 'punchclock-restore'
 shared_buffers = '128MB'
+hot_standby = off
 """
 # Only postgres on the socket, and the application's role over TLS from the host itself (an SSH tunnel's end).
 COPY_HBA = f"local all postgres peer\nhostssl {DATABASE} {DB_USER} 127.0.0.1/32 scram-sha-256\n"
 
 
 def _start_script(base: str, port: int, timeout: float) -> str:
-    """Shell lines that give a restored copy its own settings, start it (pg_ctl waits until it takes read-only
-    connections, i.e. it is consistent), and wait until it has promoted; a server that stops fails either wait
-    with its log's tail."""
+    """Shell lines that give a restored copy its own settings, start it (pg_ctl waits until it takes connections,
+    with hot_standby off once recovery has ended), and wait until it has promoted; a server that stops fails
+    either wait with its log's tail."""
     as_postgres = f"runuser -u postgres -- {PG_BIN}"
     in_recovery = f"{as_postgres}/psql -X -h {base} -p {port} -d postgres -Atc 'SELECT pg_is_in_recovery()'"
     return "\n".join(
