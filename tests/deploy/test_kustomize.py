@@ -103,7 +103,7 @@ def test_images_carry_a_version_tag(rendered: dict[str, list[Manifest]], overlay
 
 
 def test_prometheus_rule_carries_the_monitoring_rules_file() -> None:
-    """The PrometheusRule manifest holds exactly the groups of deploy/monitoring/rules/punchclock.yml."""
+    """The PrometheusRule manifest holds exactly the groups of the rule files manifests.RULE_FILES names."""
     assert yaml.safe_load(PROMETHEUS_RULE.read_text()) == prometheus_rule()
 
 

@@ -19,8 +19,12 @@ MONITORING = REPO / "deploy" / "monitoring"
 RULE_FILES = sorted((MONITORING / "rules").glob("*.yml"))
 RULE_TESTS = sorted((MONITORING / "tests").glob("*.yml"))
 DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
-# The files of the service, its SLOs, the database tier and the probe (backup.yml is described in docs/backup.md).
-OWN_RULE_FILES = [MONITORING / "rules" / name for name in ("punchclock.yml", "slo.yml", "database.yml", "probe.yml")]
+# The files of the service, its SLOs, the database tier (the VM cluster's and CloudNativePG's) and the probe
+# (backup.yml is described in docs/backup.md).
+OWN_RULE_FILES = [
+    MONITORING / "rules" / name
+    for name in ("punchclock.yml", "slo.yml", "database.yml", "cloudnativepg.yml", "probe.yml")
+]
 # The runbook page: one section per alert of every rule file, named after the alert.
 RUNBOOK_PAGE = "docs/runbooks.md"
 BENCH = REPO / "results" / "bench.json"
@@ -76,6 +80,15 @@ def test_every_aggregation_keeps_namespace_and_job(rule_file: Path) -> None:
                 rule.get("alert") or rule.get("record"),
                 labels,
             )
+
+
+def test_every_rule_file_has_a_unit_test_file() -> None:
+    """Each rule file is loaded by a promtool unit-test file, and every file a test loads exists."""
+    loaded = {
+        (path.parent / name).resolve() for path in RULE_TESTS for name in yaml.safe_load(path.read_text())["rule_files"]
+    }
+    assert {path.resolve() for path in RULE_FILES} <= loaded
+    assert all(path.exists() for path in loaded), loaded
 
 
 def test_every_alert_has_a_unit_test() -> None:

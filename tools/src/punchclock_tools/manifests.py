@@ -18,9 +18,12 @@ import yaml
 from punchclock_tools.paths import REPO
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
-# The rule files whose groups the PrometheusRule carries: the service and its SLOs. database.yml watches Patroni,
-# etcd and HAProxy, which the Kubernetes deployment (CloudNativePG) does not run, so it stays out.
-RULE_FILES = tuple(REPO / "deploy" / "monitoring" / "rules" / name for name in ("punchclock.yml", "slo.yml"))
+# The rule files whose groups the PrometheusRule carries: the service, its SLOs and the CloudNativePG database.
+# database.yml watches Patroni, etcd and HAProxy, which the Kubernetes deployment does not run; cloudnativepg.yml
+# stands in for it there.
+RULE_FILES = tuple(
+    REPO / "deploy" / "monitoring" / "rules" / name for name in ("punchclock.yml", "slo.yml", "cloudnativepg.yml")
+)
 PROMETHEUS_RULE = KUBERNETES / "base" / "monitoring" / "prometheusrule.yaml"
 OVERLAYS = ("dev", "prod", "recovery")
 
@@ -109,8 +112,8 @@ _BlockDumper.add_representer(str, _str)
 
 def prometheus_rule_text() -> str:
     header = (
-        "# Generated from deploy/monitoring/rules/punchclock.yml and slo.yml by `make prometheus-rule`; edit the\n"
-        "# rule files, not this one (a test fails when they differ).\n"
+        "# Generated from deploy/monitoring/rules/punchclock.yml, slo.yml and cloudnativepg.yml by\n"
+        "# `make prometheus-rule`; edit the rule files, not this one (a test fails when they differ).\n"
     )
     return header + yaml.dump(prometheus_rule(), Dumper=_BlockDumper, sort_keys=False, width=110)
 
