@@ -13,9 +13,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from punchclock import __version__
+
+log = structlog.get_logger("punchclock.metrics")
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
@@ -135,5 +138,8 @@ class Metrics:
     async def keep_fresh(self) -> None:
         """Refresh every ``REFRESH_SECONDS`` until cancelled; only shared metrics need it."""
         while True:
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:  # a failed read must not stop the refreshing; the next one may succeed
+                log.exception("could not refresh the shared metrics")
             await asyncio.sleep(REFRESH_SECONDS)

@@ -21,13 +21,10 @@ import time
 from pathlib import Path
 
 from punchclock_tools.cluster import balancer, cgroup, control, patroni, supervisor
+from punchclock_tools.cluster.control import say
 from punchclock_tools.cluster.layout import App, Layout
 from punchclock_tools.cluster.render import haproxy_config, write_supervisord_config
 from punchclock_tools.ports import stable_ports
-
-
-def say(message: str) -> None:
-    print(f"cluster: {message}", flush=True)
 
 
 def _write_configs(layout: Layout) -> None:

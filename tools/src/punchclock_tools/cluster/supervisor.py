@@ -73,7 +73,11 @@ def stopping(layout: Layout, program: str, timeout: float = 10) -> Iterator[None
             time.sleep(0.05)
         yield
     finally:
-        stop.wait(timeout=120)
+        try:
+            stop.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            stop.kill()
+            stop.wait()
 
 
 def start_daemon(layout: Layout, timeout: float = 20) -> int:
