@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from pathlib import Path
 from bench.model import LoadResult
 from bench.processes import run_to_end
 from punchclock_tools import postgres
+from punchclock_tools.stats import percentile
 
 # The same statement shape the service's one-row path needs: a server-made unique key and a timestamp.
 # pgbench's -T includes opening its connections (SCRAM authentication, ~1 s for 64 clients on a busy machine);
@@ -33,14 +33,6 @@ class PgTarget:
     @classmethod
     def of(cls, server: postgres.Server) -> PgTarget:
         return cls(server.port, postgres.PASSWORD)
-
-
-def percentile(sorted_values: list[float], pct: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    if not sorted_values:
-        return 0.0
-    rank = max(0, min(len(sorted_values) - 1, math.ceil(round(pct * len(sorted_values) / 100, 6)) - 1))
-    return sorted_values[rank]
 
 
 def run_pgbench(
@@ -110,8 +102,8 @@ def parse_pgbench(text: str, latencies: list[float]) -> LoadResult:
         window_s=count / rate if rate else 0.0,
         non_2xx=failures,
         socket_errors=0,
-        p50_ms=percentile(latencies, 50),
-        p99_ms=percentile(latencies, 99),
-        p999_ms=percentile(latencies, 99.9),
+        p50_ms=percentile(latencies, 50) or 0.0,
+        p99_ms=percentile(latencies, 99) or 0.0,
+        p999_ms=percentile(latencies, 99.9) or 0.0,
         max_ms=latencies[-1] if latencies else 0.0,
     )

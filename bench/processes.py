@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench.sampling import children_cpu_seconds
+from bench.sampling import used_cpu_seconds
 
 
 def spawn(
@@ -41,7 +41,7 @@ def run_to_end(
     """Run a load generator to its end (bounded by ``timeout``), append its command and output to ``log``;
     return its output, exit code and the CPU seconds it used."""
     out.unlink(missing_ok=True)
-    cpu_before = children_cpu_seconds()
+    cpu_before = used_cpu_seconds()
     proc = spawn(argv, out, env=env, cwd=cwd)
     try:
         proc.wait(timeout=timeout)
@@ -49,7 +49,7 @@ def run_to_end(
         raise RuntimeError(f"{argv[0]} did not finish: {' '.join(argv)}") from None
     finally:
         stop(proc)
-    cpu_s = children_cpu_seconds() - cpu_before
+    cpu_s = used_cpu_seconds() - cpu_before
     text = out.read_text(errors="replace")
     with log.open("a") as handle:
         handle.write(f"$ {' '.join(argv)}\n{text}\n")

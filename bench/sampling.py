@@ -105,10 +105,16 @@ class TreeSampler:
         return round(self.peak_total_kib / 1024, 1)
 
 
-def children_cpu_seconds() -> float:
-    """CPU time of every child this process has waited for so far (a load generator, once it exited)."""
+def used_cpu_seconds(include_self: bool = False) -> float:
+    """User plus system CPU time of every child this process has waited for so far (a load generator, once
+    it exited and was reaped), and with ``include_self`` this process's own as well. Children still running
+    do not count: take the difference of two readings around a child's whole life."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+    used = usage.ru_utime + usage.ru_stime
+    if include_self:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        used += own.ru_utime + own.ru_stime
+    return used
 
 
 def machine_busy_ticks() -> int:

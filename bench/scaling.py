@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any
 from bench import machine, scaling_plot
 from bench.cluster import running_cluster
 from bench.measure import say
+from bench.sampling import used_cpu_seconds
 from bench.scaling_timeline import Change, as_json, buckets, window
 from bench.settings import RESULTS_DIR
 from punchclock_tools.cluster import balancer, cgroup, scale
@@ -76,12 +76,6 @@ class ScalingSettings:
             processes=int(env.get("SCALING_PROCESSES", base.processes)),
             results_dir=Path(env.get("SCALING_RESULTS_DIR", str(base.results_dir))),
         )
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and its reaped children: the load's processes, once joined."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def instance_figures(layout: Layout, name: str) -> dict[str, Any]:
@@ -183,10 +177,12 @@ def measure(settings: ScalingSettings) -> dict[str, Any]:
                 max_requests=10_000_000,
             )
             say(f"scaling: {len(SCHEDULE)} steps of {settings.step_seconds:g} s, quota {settings.cpu_quota:g} cores")
-            before = cpu_seconds()
+            # The load's CPU: its processes once joined, and this one, which paces them and merges their outcomes.
+            before = used_cpu_seconds(include_self=True)
             with load.running():
                 changes, actions = run_schedule(layout, settings, load)
-            client_cores = (cpu_seconds() - before) / (load.outcome.ended - load.outcome.started)
+            load_seconds = load.outcome.ended - load.outcome.started
+            client_cores = (used_cpu_seconds(include_self=True) - before) / load_seconds
             verdict = verify(load.outcome, cluster.leader_dsn())
             lost = lost_on(load.outcome, {node.name: cluster.node_dsn(node.name) for node in layout.nodes})
             steps = plateaus(load, changes, settings)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from punchclock_tools.load import Outcome
+from punchclock_tools.stats import percentile
 
 BUCKET_SECONDS = 2.0
 
@@ -29,13 +30,6 @@ class Change:
 def in_force(changes: list[Change], moment: float) -> Change:
     """The last change at or before ``moment`` (the first one before it starts)."""
     return max((c for c in changes if c.at <= moment), key=lambda c: c.at, default=changes[0])
-
-
-def p99(values: list[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)]
 
 
 @dataclass(frozen=True)
@@ -76,7 +70,7 @@ def buckets(outcome: Outcome, changes: list[Change], size: float = BUCKET_SECOND
     found = []
     for i in range(count):
         state = in_force(changes, (i + 0.5) * size)
-        worst = p99(latencies[i])
+        worst = percentile(latencies[i], 99)
         found.append(
             Bucket(
                 start=i * size,
@@ -96,7 +90,7 @@ def window(outcome: Outcome, start: float, end: float) -> dict[str, Any]:
     origin = outcome.started
     acked = sum(1 for r in outcome.receipts if start <= r.acked_at - origin < end)
     ended = [s for t, s in outcome.latencies if start <= t + s - origin < end]
-    worst = p99(ended)
+    worst = percentile(ended, 99)
     return {
         "start": round(start, 1),
         "end": round(end, 1),

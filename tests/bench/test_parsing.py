@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench.model import LoadResult, Measurement, rows_agree
-from bench.pgbench import parse_pgbench, percentile
+from bench.pgbench import parse_pgbench
 from bench.report import build, markdown_table
 from bench.settings import BenchSettings
 from bench.wrk import parse_wrk
@@ -50,12 +50,6 @@ def test_pgbench_summary_gives_committed_transactions_and_rate() -> None:
         999.0,
         1000.0,
     )
-
-
-def test_percentile_is_nearest_rank() -> None:
-    """Given 1..100, then p50 is 50, p99 is 99 and p100 is the maximum."""
-    values = [float(n) for n in range(1, 101)]
-    assert [percentile(values, p) for p in (50, 99, 100)] == [50.0, 99.0, 100.0]
 
 
 def test_headline_keys_ratios_and_targets() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import math
 import ssl
 import threading
 import time
@@ -19,6 +18,8 @@ from dataclasses import dataclass, field
 
 import asyncpg
 import httpx
+
+from punchclock_tools.stats import percentile
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,7 @@ class Outcome:
 
     def p99_during_event(self) -> float:
         since = self.event_at if self.event_at is not None else self.started
-        window = sorted(seconds for start, seconds in self.latencies if start >= since)
-        if not window:
-            return 0.0
-        return window[min(len(window) - 1, math.ceil(0.99 * len(window)) - 1)]
+        return percentile((seconds for start, seconds in self.latencies if start >= since), 99) or 0.0
 
     def first_ack_after(self, moment: float) -> float | None:
         """Seconds from ``moment`` to the first acknowledgement after it (None if there was none)."""
