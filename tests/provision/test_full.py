@@ -1,12 +1,17 @@
-"""The full provisioning test (make test-provision): five bare Debian 12 hosts, the example inventory's shape,
+"""The full provisioning test (make test-provision): six bare Debian 12 hosts, the example inventory's shape,
 taken to a serving cluster by site.yml; a second run changes nothing; then, under a load of POSTs through the
 floating public address (every receipt checked afterwards on every database node), the faults a deployment
 meets: the leader's host killed, the leader cut off the network, a web node's service stopped, the balancer
-holding the floating address killed; the day-2 playbooks under load; and the restore drill: a backup taken under
-load from the repository host, restored there and checked receipt by receipt.
+holding the floating address killed; the day-2 playbooks under load: a restarting configuration change, a web
+node added, a database node and etcd member added (it streams and holds every receipt, a second run changes
+nothing), every certificate re-issued and served on every TLS endpoint of the eight hosts; and the restore drill:
+a backup taken under load from the repository host, restored there and checked receipt by receipt.
 
 db1-db3: etcd, Patroni/PostgreSQL. web1, web2: HAProxy (database routing and the public endpoint), punchclock
-and keepalived. backup1: the pgBackRest repository (and PostgreSQL's binaries for restores).
+and keepalived. backup1: the pgBackRest repository (and PostgreSQL's binaries for restores). Added on day 2:
+web3 (a web node) and db4 (etcd and Patroni/PostgreSQL).
+The tests run in the file's order, each leaving the deployment healthy for the next; a day-2 playbook runs with
+the inventory the earlier ones left (a configuration change stays in it), so none reverts another's change.
 """
 
 from __future__ import annotations
@@ -55,6 +60,16 @@ class Provisioned:
     first: Run
     second: Run
     early_backup: str  # the label of a full backup taken before any fault: restoring it replays every failover
+    variables: dict[str, object]  # the inventory's all: vars, as the day-2 tests change them
+    host_vars: dict[str, dict[str, object]]
+
+    def write_inventory(self) -> Path:
+        """The inventory of the deployment as it is now: its groups, variables and host variables."""
+        return self.deployment.bed.write_inventory(self.deployment.groups, self.variables, self.host_vars)
+
+    def playbook(self, name: str, *args: str, timeout: float = 1500) -> Run:
+        """A day-2 playbook against the inventory as it is now, deploying the fixed commit."""
+        return playbook(self.write_inventory(), self.deploy_dir, "-e", self.source, *args, name=name, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +83,15 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisione
     source = f"punchclock_source={head_commit()}"
     with hosts.running(NAMES, workdir=root / "hosts") as bed:
         vip = bed.address(VIP_OFFSET)
-        inventory = bed.write_inventory(GROUPS, {"public_vip": vip, "keepalived_vip_prefix": bed.subnet.prefixlen})
+        variables: dict[str, object] = {"public_vip": vip, "keepalived_vip_prefix": bed.subnet.prefixlen}
+        inventory = bed.write_inventory(GROUPS, variables)
         first = playbook(inventory, deploy_dir, "-e", source, timeout=2400)
         second = playbook(inventory, deploy_dir, "-e", source, timeout=1200)
         deployment = Deployment(bed, deploy_dir, {name: list(members) for name, members in GROUPS.items()}, vip=vip)
         early = deployment.backup("full")
-        yield Provisioned(deployment, inventory, deploy_dir, source, first, second, str(early["label"]))
+        yield Provisioned(
+            deployment, inventory, deploy_dir, source, first, second, str(early["label"]), variables, host_vars={}
+        )
 
 
 def test_site_provisions_six_hosts_idempotently_and_serves_https(
@@ -216,6 +234,24 @@ def _show(dsn: str, setting: str) -> str:
     return asyncio.run(read())
 
 
+def _playbook_under_load(
+    provisioned: Provisioned, report: dict[str, object], name: str, *args: str, **extra: object
+) -> tuple[Outcome, Run]:
+    """A day-2 playbook run as the fault of ``_under_load``; its seconds recorded as playbook_seconds."""
+    runs: list[Run] = []
+    outcome = _under_load(
+        provisioned.deployment,
+        report,
+        fault=lambda: runs.append(provisioned.playbook(name, *args)),
+        recovered_enough=lambda: True,
+        heal=lambda: None,
+        max_seconds=1500,
+        **extra,
+    )
+    report["playbook_seconds"] = round(runs[0].seconds)
+    return outcome, runs[0]
+
+
 def test_rolling_configuration_change(provisioned: Provisioned, report: dict[str, object]) -> None:
     """Given a change of max_connections (it needs PostgreSQL restarted), rolling-config.yml restarts the replicas
     one at a time, switches over and restarts the old leader, under load, and every node runs the new value."""
@@ -224,30 +260,12 @@ def test_rolling_configuration_change(provisioned: Provisioned, report: dict[str
     dynamic = defaults["patroni_dynamic"]
     wanted = int(dynamic["postgresql"]["parameters"]["max_connections"]) + 10
     dynamic["postgresql"]["parameters"]["max_connections"] = wanted
-    overrides = provisioned.deploy_dir / "rolling-overrides.json"
-    overrides.write_text(json.dumps({"patroni_dynamic": dynamic}))
+    # As an operator would: the change goes into the inventory, so every later playbook applies it too (an -e
+    # given to this run alone would be reverted by the next playbook that applies the patroni role).
+    provisioned.variables["patroni_dynamic"] = dynamic
     old = deployment.leader()
-    runs: list[Run] = []
-    _under_load(
-        deployment,
-        report,
-        fault=lambda: runs.append(
-            playbook(
-                provisioned.inventory,
-                provisioned.deploy_dir,
-                "-e",
-                provisioned.source,
-                "-e",
-                f"@{overrides}",
-                name="rolling-config.yml",
-            )
-        ),
-        recovered_enough=lambda: True,
-        heal=lambda: None,
-        max_seconds=1200,
-        old_leader=old,
-    )
-    report.update(playbook_seconds=round(runs[0].seconds), new_leader=deployment.leader())
+    _playbook_under_load(provisioned, report, "rolling-config.yml", old_leader=old)
+    report["new_leader"] = deployment.leader()
     with deployment.dsns(via="web1") as dsns:
         assert {node: _show(dsn, "max_connections") for node, dsn in dsns.items()} == dict.fromkeys(dsns, str(wanted))
     assert deployment.leader() != old
@@ -259,26 +277,54 @@ def test_add_web_node(provisioned: Provisioned, report: dict[str, object]) -> No
     deployment, bed = provisioned.deployment, provisioned.deployment.bed
     bed.add("web3")
     deployment.groups["web"].append("web3")
-    inventory = bed.write_inventory(
-        deployment.groups,
-        {"public_vip": deployment.vip, "keepalived_vip_prefix": bed.subnet.prefixlen},
-        host_vars={"web3": {"new_node": True}},
-    )
-    runs: list[Run] = []
-    outcome = _under_load(
-        deployment,
-        report,
-        fault=lambda: runs.append(
-            playbook(inventory, provisioned.deploy_dir, "-e", provisioned.source, name="add-web-node.yml", timeout=1500)
-        ),
-        recovered_enough=lambda: True,
-        heal=lambda: None,
-        max_seconds=1500,
-    )
-    report["playbook_seconds"] = round(runs[0].seconds)
+    provisioned.host_vars["web3"] = {"new_node": True}
+    outcome, _ = _playbook_under_load(provisioned, report, "add-web-node.yml")
     assert outcome.failures == []
+    assert [m["name"] for m in deployment.members() if m.get("pending_restart")] == []  # nothing reverted
     for balancer in GROUPS["balancers"]:
         assert deployment.backend_state(balancer, "apps", "web3") == "UP"
+
+
+def test_add_database_node(provisioned: Provisioned, report: dict[str, object]) -> None:
+    """Given a host db4 added to etcd_cluster and postgres_cluster with new_node, add-db-node.yml under load makes
+    it an etcd member and a streaming replica with no failed request and every receipt on it too; the web nodes'
+    HAProxy lists it, and a second run changes nothing."""
+    deployment, bed = provisioned.deployment, provisioned.deployment.bed
+    bed.add("db4")
+    for group in ("etcd_cluster", "postgres_cluster"):
+        deployment.groups[group].append("db4")
+    provisioned.host_vars.pop("web3", None)  # added by the test before: an existing web node now
+    provisioned.host_vars["db4"] = {"new_node": True}
+    # Receipts are checked on every node of postgres_cluster, db4 included once it streams (heal waits for it).
+    outcome, _ = _playbook_under_load(provisioned, report, "add-db-node.yml")
+    again = provisioned.playbook("add-db-node.yml")
+    members = deployment.etcd_members("db1")
+    db4 = next((m for m in deployment.members() if m["name"] == "db4"), {})
+    report["second_run_seconds"] = round(again.seconds)
+    assert outcome.failures == []
+    assert [m["name"] for m in deployment.members() if m.get("pending_restart")] == []
+    assert sorted(m.get("name", "") for m in members) == ["db1", "db2", "db3", "db4"], members
+    assert all(m.get("clientURLs") for m in members), members  # every member started
+    assert (db4.get("role"), db4.get("state")) in {("replica", "streaming"), ("sync_standby", "streaming")}, db4
+    for web in deployment.groups["web"]:
+        assert deployment.backend_state(web, "postgres_rw", "db4") == "DOWN", web  # a replica: listed, not primary
+    assert again.changed == dict.fromkeys(bed.hosts, 0), again.output[-4000:]
+
+
+def test_rotate_certs_under_load(provisioned: Provisioned, report: dict[str, object]) -> None:
+    """Given the eight serving hosts under load, rotate-certs.yml with tls_reissue=true makes every TLS endpoint
+    serve a new certificate of the CA (the one installed) with no receipt lost or duplicated."""
+    deployment = provisioned.deployment
+    before = deployment.served_certificates()
+    outcome, _ = _playbook_under_load(provisioned, report, "rotate-certs.yml", "-e", "tls_reissue=true")
+    after = deployment.served_certificates()
+    installed = {host: deployment.installed_certificate(host) for host in deployment.bed.hosts}
+    report.update(
+        endpoints=len(after),
+        failures=[(round(f.at - outcome.started, 1), f.status, f.detail[:120]) for f in outcome.failures[:20]],
+    )
+    assert {str(e): c.serial for e, c in after.items()} == {str(e): installed[e.host].serial for e in after}
+    assert [str(e) for e, c in after.items() if c.serial == before[e].serial] == []
 
 
 def _restore_and_verify(

@@ -6,13 +6,17 @@
     assert after.serial != before.serial and after == certs.installed(pki / "db1.crt")
 
 ``openssl s_client`` speaks PostgreSQL's STARTTLS (``-starttls postgres``), which no Python TLS client does, and
-presents a client certificate where the endpoint requires one (etcd's client-cert-auth).
+presents a client certificate where the endpoint requires one (etcd's client-cert-auth). ``endpoints`` lists every
+TLS endpoint the roles put on an inventory's hosts, and ``served_by`` reads what each of them serves:
+
+    before = certs.served_by(certs.endpoints(groups, public_name), addresses, pki)
 """
 
 from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -101,3 +105,62 @@ def served(
         detail = (out.stderr.strip().splitlines() or ["no output"])[-1]
         raise CertificateError(f"{address}:{port} serves no certificate that verifies for {name}: {detail}")
     return parse(found.group(0))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A TLS endpoint of a deployment: ``host``'s ``port``, whose certificate must carry ``name``."""
+
+    host: str
+    port: int
+    name: str
+    starttls: str | None = None  # an ``openssl s_client -starttls`` protocol (PostgreSQL's: ``postgres``)
+
+
+# The ports of deploy/ansible's roles (their defaults): etcd's client and peer ports, Patroni's REST API,
+# PostgreSQL, pgBackRest's TLS server, HAProxy's instance hop, stats page and public listener.
+ETCD_PORTS = (2379, 2380)
+PATRONI_REST_PORT = 8008
+POSTGRES_PORT = 5432
+PGBACKREST_TLS_PORT = 8432
+HAPROXY_APP_TLS_PORT = 8443
+HAPROXY_STATS_PORT = 7000
+PUBLIC_PORT = 443
+
+
+def endpoints(groups: Mapping[str, Sequence[str]], public_name: str) -> list[Endpoint]:
+    """Every TLS endpoint the roles put on the hosts of an inventory's ``groups``, once each."""
+    found: dict[tuple[str, int], Endpoint] = {}
+
+    def add(hosts: Sequence[str], port: int, name: str | None = None, starttls: str | None = None) -> None:
+        for host in hosts:
+            found.setdefault((host, port), Endpoint(host, port, name or host, starttls))
+
+    for port in ETCD_PORTS:
+        add(groups.get("etcd_cluster", []), port)
+    add(groups.get("postgres_cluster", []), PATRONI_REST_PORT)
+    add(groups.get("postgres_cluster", []), POSTGRES_PORT, starttls="postgres")
+    if groups.get("pgbackrest_repo"):
+        add([*groups.get("postgres_cluster", []), *groups["pgbackrest_repo"]], PGBACKREST_TLS_PORT)
+    add(groups.get("web", []), HAPROXY_APP_TLS_PORT)
+    add([*groups.get("web", []), *groups.get("balancers", [])], HAPROXY_STATS_PORT)
+    add(groups.get("balancers", []), PUBLIC_PORT, public_name)
+    return list(found.values())
+
+
+def served_by(targets: Sequence[Endpoint], addresses: Mapping[str, str], pki: Path) -> dict[Endpoint, Certificate]:
+    """What each endpoint serves (``addresses``: host name to address), verified against ``pki``/ca.crt and its
+    name; each host's own certificate is presented where a client certificate is required (etcd, HAProxy's
+    instance hop)."""
+    return {
+        target: served(
+            addresses[target.host],
+            target.port,
+            pki / "ca.crt",
+            target.name,
+            starttls=target.starttls,
+            cert=pki / f"{target.host}.crt",
+            key=pki / f"{target.host}.key",
+        )
+        for target in targets
+    }

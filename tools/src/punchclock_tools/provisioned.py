@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from punchclock_tools import certs
 from punchclock_tools.cluster.patroni import get_url, members_healthy, wait
 from punchclock_tools.hosts import Testbed
 
@@ -43,6 +44,9 @@ DB_SECRET = "punchclock-db"  # noqa: S105 - the name of the file holding it
 HAPROXY_STATS_PORT = 7000
 HAPROXY_STATS_USER = "admin"
 HAPROXY_STATS_SECRET = "haproxy-stats"  # noqa: S105 - the name of the file holding it
+PUBLIC_NAME = "punchclock.example.internal"  # roles/deployment: public_name of deployment "punchclock"
+ETCD_CLIENT_PORT = 2379
+TLS_DIR = "/etc/punchclock-tls"
 # roles/pgbackrest: the stanza (roles/deployment), restores' configuration and directory on the repository host.
 STANZA = "punchclock"
 RESTORE_CONF = "/etc/pgbackrest/restore.conf"
@@ -186,6 +190,31 @@ class Deployment:
                 if (row["pxname"], row["svname"]) == (backend, server):
                     return row["status"].split()[0]
         return None
+
+    def etcd_members(self, node: str) -> list[dict[str, Any]]:
+        """``etcdctl member list`` as ``node`` sees it (its own certificate, over TLS): each member's name (empty
+        for one added but not started), peer and client URLs."""
+        tls = f"--cacert={TLS_DIR}/ca.crt --cert={TLS_DIR}/host.crt --key={TLS_DIR}/host.key"
+        address = self.bed.hosts[node].address
+        out = self.remote(
+            node,
+            f"ETCDCTL_API=3 etcdctl --endpoints=https://{address}:{ETCD_CLIENT_PORT} {tls} member list -w json",
+            timeout=60,
+        )
+        return list(json.loads(out).get("members", []))
+
+    def tls_endpoints(self) -> list[certs.Endpoint]:
+        """Every TLS endpoint the roles put on the deployment's hosts."""
+        return certs.endpoints(self.groups, PUBLIC_NAME)
+
+    def served_certificates(self) -> dict[certs.Endpoint, certs.Certificate]:
+        """What every TLS endpoint serves, verified against the CA and the name it must carry."""
+        addresses = {name: host.address for name, host in self.bed.hosts.items()}
+        return certs.served_by(self.tls_endpoints(), addresses, self.deploy_dir / "pki")
+
+    def installed_certificate(self, host: str) -> certs.Certificate:
+        """The certificate the controller issued to ``host`` (the one its endpoints should serve)."""
+        return certs.installed(self.deploy_dir / "pki" / f"{host}.crt")
 
     def password(self, secret: str) -> str:
         """A generated password from the controller's secrets (Ansible's password lookup file)."""
