@@ -227,6 +227,29 @@ def operations(app: RequestContext) -> set[tuple[str, str]]:
     return served  # HEAD is left out: Starlette answers it for every GET, and the spec does not list it
 
 
+async def test_openapi_bounds_are_what_the_service_accepts(client: httpx.AsyncClient) -> None:
+    """/openapi.json's Idempotency-Key pattern takes a key at each documented limit and refuses one past it, as
+    the service does; its cursor pattern matches the ``next`` a page hands out, which answers the next page."""
+    spec = (await client.get("/openapi.json")).json()
+    post, get = spec["paths"]["/app"]["post"], spec["paths"]["/app"]["get"]
+    key = next(p for p in post["parameters"] if p["name"] == "Idempotency-Key")["schema"]
+    before = next(p for p in get["parameters"] if p["name"] == "before")["schema"]
+    keys = ["k" * 255, '"' + "q" * 255 + '"', "!~", "k" * 256, '""', "tab\there"]
+
+    described = [re.fullmatch(key["pattern"], value) is not None for value in keys]
+    answered = [(await client.post("/app", headers={"Idempotency-Key": value})).status_code for value in keys]
+    page = (await client.get("/app", params={"limit": 1})).json()
+    following = await client.get("/app", params={"limit": 1, "before": page["next"]})
+
+    assert (key["minLength"], key["maxLength"]) == (1, 257)
+    assert described == [True, True, True, False, False, False]
+    assert answered == [201, 201, 201, 400, 400, 400]
+    assert re.fullmatch(before["pattern"], page["next"]) is not None
+    assert following.status_code == 200
+    assert following.json()["items"][0]["id"] < page["items"][0]["id"]
+    assert post["responses"]["201"]["headers"]["Idempotent-Replayed"]["schema"] == {"type": "string", "enum": ["true"]}
+
+
 def _template(path: str) -> str:
     return re.sub(r"\{[^}]*\}", "{}", path)
 

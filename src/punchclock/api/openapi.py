@@ -11,6 +11,23 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from punchclock import __version__
+from punchclock.api.stamps import DEFAULT_LIMIT, KEY_HEADER, KEY_MAX_LENGTH, MAX_LIMIT
+
+# Idempotency-Key: 1 to KEY_MAX_LENGTH visible ASCII characters (! to ~), bare or inside one pair of double
+# quotes (a Structured Field string). The one bare value refused is '""', which quotes an empty key.
+KEY_PATTERN = f'^(?:[!-~]|[!#-~][!-~]|"[!#-~]|[!-~]{{3,{KEY_MAX_LENGTH}}}|"[!-~]{{1,{KEY_MAX_LENGTH}}}")$'
+
+# A cursor is ``v1:`` and a stamp id in decimal, base64url-encoded without padding ("v1:" is "djE6"). Three
+# digits encode to four characters of which the first two follow from the first digit, the third from the
+# second digit and the fourth from the third; one or two digits left over end the cursor in two or three.
+_LEAD = "(?:[MN][DTjz]|O[DT])"  # the first two characters of three digits, by their first digit 0-9
+_TRIPLE = f"{_LEAD}[AEIMQUYcgk][w-z0-5]"
+_ONE = "(?:[MN][AQgw]|O[AQ])"
+_TWO = f"{_LEAD}[AEIMQUYcgk]"
+# Ids of up to 18 digits, and of 19 digits that start with 0 to 8 (every id below 9 * 10**18; the largest,
+# 2**63 - 1, starts with 9, and a digit-wise bound on the rest would not be worth its pattern).
+_NINETEEN = f"(?:[MN][DTjz]|OD)[AEIMQUYcgk][w-z0-5](?:{_TRIPLE}){{5}}{_ONE}"
+CURSOR_PATTERN = f"^djE6(?:(?:{_TRIPLE}){{0,5}}(?:{_TRIPLE}|{_TWO}|{_ONE})|{_NINETEEN})$"
 
 
 def _problem(description: str, retry_after: bool = False) -> dict[str, Any]:
@@ -45,15 +62,25 @@ SPEC: dict[str, Any] = {
             "post": {
                 "summary": "Record a stamp of the moment the request was received",
                 "description": "201 means the stamp is committed (on a synchronous standby in the HA setup). "
-                "A retry with the same Idempotency-Key returns the original receipt and records nothing.",
+                "A retry with the same Idempotency-Key, at any time while its stamp is kept, records nothing "
+                "and answers what the first request was answered: 201 with the same id, recorded_at and "
+                "Location, plus `Idempotent-Replayed: true`. The key alone identifies the request (POST /app "
+                "takes no body). Retries that arrive together are recorded once; each gets the receipt.",
                 "parameters": [
                     {
-                        "name": "Idempotency-Key",
+                        "name": KEY_HEADER,
                         "in": "header",
                         "required": False,
-                        "description": "1-255 visible ASCII characters, bare or as a quoted string; "
-                        "kept as long as the stamp",
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 257},
+                        "description": f"1 to {KEY_MAX_LENGTH} visible ASCII characters (`!` to `~`), bare "
+                        '(`order-42`) or as a Structured Field string (`"order-42"`, the same key); kept as long '
+                        "as the stamp. Empty, longer, other characters or more than one such header: 400 with "
+                        f"`parameter: {KEY_HEADER}`. Without one, the server makes a key of its own.",
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": KEY_MAX_LENGTH + 2,
+                            "pattern": KEY_PATTERN,
+                        },
                     },
                     _REQUEST_ID,
                 ],
@@ -69,9 +96,20 @@ SPEC: dict[str, Any] = {
                         },
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Stamp"}}},
                     },
-                    "400": _problem("Malformed Idempotency-Key"),
+                    "400": _problem(f"A malformed {KEY_HEADER}; `parameter` names it"),
                     "413": _problem("A request body over the small limit (the endpoint takes none)"),
-                    "503": _UNAVAILABLE,
+                    "503": {
+                        **_UNAVAILABLE,
+                        "headers": {
+                            **_UNAVAILABLE["headers"],
+                            KEY_HEADER: {
+                                "schema": {"type": "string"},
+                                "description": "On a request sent without a key: the key the server used. The "
+                                "stamp may have been recorded all the same; a retry with this key records it "
+                                "at most once.",
+                            },
+                        },
+                    },
                 },
             },
             "get": {
@@ -80,17 +118,26 @@ SPEC: dict[str, Any] = {
                     {
                         "name": "limit",
                         "in": "query",
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
                     },
                     {
                         "name": "before",
                         "in": "query",
-                        "description": "The `next` cursor of the previous page",
-                        "schema": {"type": "string"},
+                        "description": "The `next` cursor of the previous page, as it came: base64url without "
+                        "padding of `v1:` and the id of that page's last stamp (the pattern spells those of ids "
+                        "below 9 * 10^18). The page holds the stamps with smaller ids. A value that does not read "
+                        "as such a cursor: 400 with `parameter: before`.",
+                        "schema": {"type": "string", "pattern": CURSOR_PATTERN},
                     },
                     _REQUEST_ID,
                 ],
-                "responses": {**_PAGE, "400": _problem("A bad limit or cursor; `parameter` names it")},
+                "responses": {
+                    **_PAGE,
+                    "400": _problem(
+                        "A bad limit, a cursor this service did not issue, or an unknown query "
+                        "parameter; `parameter` names it"
+                    ),
+                },
             },
         },
         "/app/{id}": {
@@ -159,7 +206,11 @@ SPEC: dict[str, Any] = {
                 "required": ["items", "next"],
                 "properties": {
                     "items": {"type": "array", "items": {"$ref": "#/components/schemas/Stamp"}},
-                    "next": {"type": ["string", "null"], "description": "Cursor for the next page, or null"},
+                    "next": {
+                        "type": ["string", "null"],
+                        "pattern": CURSOR_PATTERN,
+                        "description": "The cursor for the next page (pass it as `before`), or null on the last",
+                    },
                 },
             },
             "Problem": {
