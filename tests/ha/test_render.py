@@ -1,19 +1,35 @@
-"""The cluster's rendered configuration: valid for the real tools, and carrying the HA settings it promises."""
+"""The cluster's rendered configuration: valid for the real tools, carrying the HA settings it promises, and
+taking every HA decision from the Ansible roles' defaults, as the provisioned deployment does."""
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import jinja2
 import pytest
 import yaml
 
+from punchclock_tools import roles
 from punchclock_tools.cluster import balancer, etcd, patroni
 from punchclock_tools.cluster.layout import Layout, new_layout
-from punchclock_tools.cluster.render import app_program, dynamic_config, render_all, write_supervisord_config
+from punchclock_tools.cluster.render import (
+    DRAIN_DELAY_SECONDS,
+    LOOP_WAIT,
+    RETRY_TIMEOUT,
+    TEMPLATES,
+    TTL,
+    app_program,
+    dynamic_config,
+    haproxy_config,
+    render_all,
+    write_supervisord_config,
+)
 
 
 @pytest.fixture
@@ -151,3 +167,168 @@ def test_a_quota_puts_each_instance_in_a_cgroup_of_its_own(tmp_path: Path) -> No
         for path, app in zip(cgroups, quota.apps, strict=True)
     ] == [True, True]
     assert "/bin/sh" not in app_program(plain, plain.apps[0])
+
+
+# What the harness's bootstrap.dcs holds beyond roles/patroni's patroni_dynamic, and why.
+HARNESS_ONLY_DCS = {
+    ("postgresql", "parameters", "archive_mode"): "every harness node archives to the one local pgBackRest "
+    "repository; roles/patroni sets it per node (patroni_archive_mode), only where a repository host exists",
+    ("postgresql", "parameters", "archive_timeout"): "the same, patroni_archive_timeout",
+}
+ETCD_TUNING = (
+    "heartbeat-interval",
+    "election-timeout",
+    "auto-compaction-mode",
+    "auto-compaction-retention",
+    "quota-backend-bytes",
+)
+
+
+def test_bootstrap_dcs_is_the_roles_patroni_dynamic(layout: Layout) -> None:
+    """The harness bootstraps Patroni with roles/patroni's patroni_dynamic exactly, plus only the keys named
+    in HARNESS_ONLY_DCS (each from a roles/patroni default too), and its timing constants are those values."""
+    patroni_role = roles.decisions("patroni")
+    dcs = yaml.safe_load(Path(layout.nodes[0].patroni_config).read_text())["bootstrap"]["dcs"]
+    extra = {}
+    for *sections, key in HARNESS_ONLY_DCS:
+        extra[key] = _dig(dcs, sections).pop(key)
+    assert dcs == patroni_role["patroni_dynamic"]
+    assert extra == {"archive_mode": patroni_role["patroni_archive_mode"], "archive_timeout": "60s"}
+    assert patroni_role["patroni_archive_timeout"] == extra["archive_timeout"]
+    assert tuple(dcs[name] for name in ("ttl", "loop_wait", "retry_timeout")) == (TTL, LOOP_WAIT, RETRY_TIMEOUT)
+
+
+def _dig(mapping: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    for key in keys:
+        mapping = mapping[key]
+    return mapping
+
+
+def test_etcd_flags_are_the_roles_etcd_defaults(layout: Layout) -> None:
+    """Every harness etcd member runs with roles/etcd's raft timing, compaction and space quota."""
+    etcd_role = roles.decisions("etcd")
+    wanted = {flag: str(etcd_role["etcd_" + flag.replace("-", "_")]) for flag in ETCD_TUNING}
+    supervisord = Path(layout.supervisor["config"]).read_text()
+    commands = re.findall(r"^command=/usr/bin/etcd (.*?)\npriority=", supervisord, re.MULTILINE | re.DOTALL)
+    flags = [dict(re.findall(r"--([a-z-]+) (\S+)", command)) for command in commands]
+    assert len(flags) == len(layout.etcd)
+    assert [{flag: member[flag] for flag in ETCD_TUNING} for member in flags] == [wanted] * len(layout.etcd)
+
+
+def _role_haproxy_cfg() -> str:
+    """roles/haproxy's haproxy.cfg.j2 rendered as Ansible does (trim_blocks) for one host that is a web node,
+    a balancer and a database node, with its defaults and made-up deployment settings."""
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True, autoescape=False)  # noqa: S701
+    template = environment.from_string((roles.ROLES / "haproxy" / "templates" / "haproxy.cfg.j2").read_text())
+    host = {"private_address": "10.0.0.1"}
+    return template.render(
+        roles.decisions("haproxy"),
+        inventory_hostname="node1",
+        groups={"web": ["node1"], "balancers": ["node1"], "postgres_cluster": ["node1"]},
+        hostvars={"node1": host},
+        postgres_proxy_address="127.0.0.1",
+        postgres_port=5432,
+        public_port=443,
+        tls_dir="/etc/punchclock-tls",
+        haproxy_stats_password="stats",
+        **host,
+    )
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    """An HAProxy configuration's sections (``defaults``, ``listen db_write``...) and their lines, comments out."""
+    sections: dict[str, list[str]] = {}
+    lines: list[str] = []
+    for line in text.splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            lines = sections.setdefault(" ".join(line.split()[:2]), [])
+        elif line.strip() and not line.strip().startswith("#"):
+            lines.append(" ".join(line.split()))
+    return sections
+
+
+DIRECTIVES = (
+    "timeout ",
+    "option httpchk",
+    "http-check",
+    "balance ",
+    "retries ",
+    "option redispatch",
+    "retry-on",
+    "http-reuse ",
+    "http-error ",
+)
+CHECK_OPTION = re.compile(r"\b(inter|fastinter|downinter|fall|rise|on-marked-down) (\S+)")
+
+
+def _checks(lines: list[str]) -> tuple[list[str], set[tuple[str, str]]]:
+    """A section's timeout, check and retry directives, and the check options of its (default-)server lines."""
+    directives = [line for line in lines if line.startswith(DIRECTIVES)]
+    servers = [line for line in lines if line.startswith(("server ", "default-server "))]
+    return directives, {option for line in servers for option in CHECK_OPTION.findall(line)}
+
+
+def test_haproxy_checks_and_timeouts_equal_the_roles(layout: Layout) -> None:
+    """The harness's HAProxy checks, times out and retries exactly as roles/haproxy's rendered haproxy.cfg: the
+    same directives and server check options in the defaults, the write listener and both app backends."""
+    harness, role = _sections(haproxy_config(layout)), _sections(_role_haproxy_cfg())
+    pairs = {
+        "defaults": "defaults",
+        "listen db_write": "listen postgres_rw",
+        "backend apps": "backend apps",
+        "backend apps_live": "backend apps_live",
+    }
+    for ours, theirs in pairs.items():
+        assert _checks(harness[ours]) == _checks(role[theirs]), ours
+    assert "timeout check 3s" in harness["defaults"]
+    assert ("on-marked-down", "shutdown-sessions") in _checks(harness["listen db_write"])[1]
+    assert _checks(harness["listen db_read"])[1] == _checks(harness["listen db_write"])[1]
+
+
+def test_runtime_app_servers_take_the_roles_check_timing() -> None:
+    """An app server added at run time (punchclock-cluster scale) carries roles/haproxy's haproxy_app_check."""
+    assert "check " + roles.decisions("haproxy")["haproxy_app_check"] == balancer.SERVER_OPTIONS
+
+
+def test_a_draining_instance_leaves_the_pool_within_its_drain_delay() -> None:
+    """A draining instance fails /readyz at once, so HAProxy takes it out after ``fall`` checks ``inter`` apart:
+    well before the drain delay, during which it still serves, ends."""
+    timing = dict(re.findall(r"\b(inter|fall) (\d+)", roles.decisions("haproxy")["haproxy_app_check"]))
+    assert int(timing["inter"]) * int(timing["fall"]) / 1000 < DRAIN_DELAY_SECONDS
+    assert roles.decisions("punchclock")["punchclock_drain_delay_seconds"] == DRAIN_DELAY_SECONDS
+
+
+def _dynamic_keys(mapping: dict[str, Any]) -> set[str]:
+    leaves = set()
+    for key, value in mapping.items():
+        leaves |= _dynamic_keys(value) if isinstance(value, dict) else {key}
+    return leaves
+
+
+# Literals a harness template must not hold: each is a decision with its home in a role's defaults.
+SHARED_DECISIONS = {
+    r"\b(?:inter|fastinter|downinter|fall|rise) \d": "HAProxy check timing (haproxy_db_check, haproxy_app_check)",
+    r"on-marked-down": "HAProxy's reaction to a database server going down (haproxy_db_check)",
+    r"\btimeout \w+ \d": "HAProxy timeouts (haproxy_*_timeout)",
+    r"httpchk GET /(?:primary|readyz|healthz)": "HAProxy check paths (haproxy_*_path)",
+    r"\b(?:balance leastconn|retries \d|option redispatch|retry-on|http-reuse)": "haproxy_app_backend_options",
+    r"Retry-After \d": "haproxy_retry_after_seconds",
+    r"--(?:" + "|".join(ETCD_TUNING) + r") [^$\s]": "etcd's tuning (roles/etcd defaults)",
+    r"PUNCHCLOCK_\w*SECONDS=\"\d": "the instances' drain and failover timing (roles/punchclock defaults)",
+}
+
+
+def test_no_harness_template_holds_a_shared_decision() -> None:
+    """deploy/cluster/templates name the roles' values instead of typing them, so no edit can bring back a
+    second copy: no check timing, timeout, check path, etcd flag value or Patroni dynamic setting in them."""
+    dynamic = _dynamic_keys(roles.decisions("patroni")["patroni_dynamic"]) | {"archive_mode", "archive_timeout"}
+    patterns = {**SHARED_DECISIONS, r"^\s*(?:" + "|".join(sorted(dynamic)) + r")\s*:": "patroni_dynamic"}
+    found = [
+        (template.name, decision, line.strip())
+        for template in sorted(TEMPLATES.glob("*.tmpl"))
+        for line in template.read_text().splitlines()
+        if not line.lstrip().startswith(("#", ";"))
+        for pattern, decision in patterns.items()
+        if re.search(pattern, line)
+    ]
+    assert found == []

@@ -15,12 +15,13 @@ import socket
 import time
 from pathlib import Path
 
+from punchclock_tools import roles
 from punchclock_tools.cluster.layout import App, Layout
 
 BACKENDS = ("apps", "apps_live")
 # Every app server's options, in the rendered file and at run time alike (a dynamic server takes nothing
-# from default-server): checked every 500 ms, out after one failed /readyz, back after two passed.
-SERVER_OPTIONS = "check inter 500ms fastinter 250ms downinter 500ms fall 1 rise 2"
+# from default-server): roles/haproxy's haproxy_app_check, the timing the Ansible balancers use too.
+SERVER_OPTIONS = f"check {roles.decisions('haproxy')['haproxy_app_check']}"
 
 
 def socket_path(layout: Layout) -> Path:

@@ -5,25 +5,38 @@ from __future__ import annotations
 import json
 import secrets
 import shlex
+import textwrap
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import yaml
 
 from pcbackup import config as pgbackrest_conf
+from punchclock_tools import roles
 from punchclock_tools.cluster import balancer, cgroup, etcd, patroni
 from punchclock_tools.cluster.layout import App, Layout
 from punchclock_tools.paths import REPO
 from punchclock_tools.postgres import PG_BIN, chown_postgres
 
-TEMPLATES = REPO / "deploy" / "cluster" / "templates"  # the one home of each component's configuration
+# The harness's own files: its supervisord programs and its loopback, TLS-less transport. It keeps that
+# transport (it comes up in about 20 s, site.yml in about 280 s on six podman hosts, and the HA scenarios
+# depend on that speed), but every HA decision in them (Patroni's dynamic configuration, etcd's timing,
+# HAProxy's checks and timeouts) is read from the Ansible roles' defaults (punchclock_tools.roles).
+TEMPLATES = REPO / "deploy" / "cluster" / "templates"
 
-# Failover timing. Patroni 4.x raises any ttl below 20 to 20 (Config._validate_and_adjust_timeouts). Slack:
-# loop_wait + 2 * retry_timeout = 14 <= ttl - 6, so a leader whose etcd or PostgreSQL answers slowly for one
-# retry_timeout still refreshes its key well before it expires (3.0.2 ran 2 + 2 * 4 = 10 = ttl exactly).
-TTL, LOOP_WAIT, RETRY_TIMEOUT = 20, 2, 6
-DRAIN_DELAY_SECONDS = 2
-FAILOVER_BUDGET_SECONDS = 40  # slowest failover stall measured with ttl 20: 32.5 s (partition), + 25 % (docs/ha.md)
+# Failover timing, read from roles/patroni's patroni_dynamic (its reasoning is written beside it there); other
+# code and the scenarios compute their fault durations from these names.
+_DYNAMIC = roles.decisions("patroni")["patroni_dynamic"]
+TTL: int = _DYNAMIC["ttl"]
+LOOP_WAIT: int = _DYNAMIC["loop_wait"]
+RETRY_TIMEOUT: int = _DYNAMIC["retry_timeout"]
+# The instances' drain and failover budget, as roles/punchclock runs them. The budget is above the slowest
+# failover stall measured with ttl 20: 32.5 s (partition), + 25 % (docs/ha.md).
+_APP = roles.decisions("punchclock")
+DRAIN_DELAY_SECONDS: int = _APP["punchclock_drain_delay_seconds"]
+DRAIN_SECONDS: int = _APP["punchclock_drain_seconds"]
+FAILOVER_BUDGET_SECONDS: int = _APP["punchclock_failover_budget_seconds"]
 
 
 def _template(name: str) -> Template:
@@ -43,6 +56,21 @@ def pgbackrest_include(layout: Layout) -> Path:
     return Path(layout.pgbackrest_config).parent / pgbackrest_conf.INCLUDE_DIR
 
 
+# What the harness's bootstrap.dcs adds to patroni_dynamic: archiving, which every harness node always does
+# through the one local pgBackRest repository (roles/patroni sets the same values per node, only where a
+# repository host exists): each parameter and the roles/patroni default it takes.
+HARNESS_DCS_PARAMETERS = {"archive_mode": "patroni_archive_mode", "archive_timeout": "patroni_archive_timeout"}
+
+
+def bootstrap_dcs() -> dict[str, Any]:
+    """The harness's ``bootstrap.dcs``: roles/patroni's patroni_dynamic plus its archiving parameters."""
+    patroni_role = roles.decisions("patroni")
+    dcs: dict[str, Any] = patroni_role["patroni_dynamic"]
+    parameters = dcs["postgresql"]["parameters"]
+    parameters.update({name: patroni_role[variable] for name, variable in HARNESS_DCS_PARAMETERS.items()})
+    return dcs
+
+
 def patroni_config(layout: Layout, name: str) -> str:
     node = layout.node(name)
     db = layout.database
@@ -53,9 +81,7 @@ def patroni_config(layout: Layout, name: str) -> str:
         rest_port=node.rest_port,
         pg_port=node.pg_port,
         etcd_hosts=q([f"127.0.0.1:{etcd.client_port}" for etcd in layout.etcd]),
-        ttl=TTL,
-        loop_wait=LOOP_WAIT,
-        retry_timeout=RETRY_TIMEOUT,
+        dcs=textwrap.indent(yaml.safe_dump(bootstrap_dcs(), sort_keys=False), "    ").rstrip("\n"),
         data_dir=q(node.data_dir),
         node_dir=str(Path(node.data_dir).parent),
         socket_dir=q(node.socket_dir),
@@ -84,7 +110,10 @@ def haproxy_config(layout: Layout) -> str:
     db_servers = "\n".join(
         f"    server {node.name} 127.0.0.1:{node.pg_port} check port {node.rest_port}" for node in layout.nodes
     )
+    decisions = roles.decisions("haproxy")
     return _template("haproxy.cfg.tmpl").substitute(
+        decisions,
+        app_backend_options="\n".join(f"    {option}" for option in decisions["haproxy_app_backend_options"]),
         admin_socket=str(balancer.socket_path(layout)),
         stats_port=layout.haproxy["stats_port"],
         write_port=layout.haproxy["write_port"],
@@ -102,7 +131,7 @@ def supervisord_config(layout: Layout) -> str:
     token = layout.extra.setdefault("etcd_token", f"punchclock-{secrets.token_hex(4)}")
     programs = [
         _template("etcd.program.tmpl").substitute(
-            vars(member),
+            {**roles.decisions("etcd"), **vars(member)},
             initial_cluster=initial_cluster,
             token=token,
             cluster_state=etcd.cluster_state(layout),
@@ -143,6 +172,7 @@ def app_program(layout: Layout, app: App) -> str:
         dsn=layout.database["dsn"],
         port=app.port,
         drain_delay=DRAIN_DELAY_SECONDS,
+        drain_seconds=DRAIN_SECONDS,
         failover_budget=FAILOVER_BUDGET_SECONDS,
         log_dir=str(layout.root / "log"),
     )
