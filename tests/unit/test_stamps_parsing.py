@@ -93,3 +93,11 @@ def test_cursor_parsing_answers_any_text_with_an_id_or_a_400(raw: str) -> None:
         assert decode_cursor(raw) >= 0
     except InvalidRequest as error:
         assert error.parameter == "before"
+
+
+@pytest.mark.parametrize("cursor", ["djE6MTA=", "djE6MDEw", "djE6M\nTA", "djE6MTA.", "djE6MTA\u00e9"])
+def test_only_the_cursor_form_the_service_issues_is_accepted(cursor: str) -> None:
+    """Padding, leading zeros and characters a lenient base64 decoder would skip are refused: one id, one
+    cursor, the one the OpenAPI pattern describes."""
+    with pytest.raises(InvalidRequest):
+        decode_cursor(cursor)
