@@ -235,14 +235,25 @@ def _show(dsn: str, setting: str) -> str:
 
 
 def _playbook_under_load(
-    provisioned: Provisioned, report: dict[str, object], name: str, *args: str, **extra: object
+    provisioned: Provisioned,
+    report: dict[str, object],
+    name: str,
+    *args: str,
+    before: Callable[[], None] = lambda: None,
+    **extra: object,
 ) -> tuple[Outcome, Run]:
-    """A day-2 playbook run as the fault of ``_under_load``; its seconds recorded as playbook_seconds."""
+    """A day-2 playbook run as the fault of ``_under_load`` (``before`` it, under load already: an inventory
+    change); its seconds recorded as playbook_seconds."""
     runs: list[Run] = []
+
+    def fault() -> None:
+        before()
+        runs.append(provisioned.playbook(name, *args))
+
     outcome = _under_load(
         provisioned.deployment,
         report,
-        fault=lambda: runs.append(provisioned.playbook(name, *args)),
+        fault=fault,
         recovered_enough=lambda: True,
         heal=lambda: None,
         max_seconds=1500,
@@ -291,12 +302,16 @@ def test_add_database_node(provisioned: Provisioned, report: dict[str, object]) 
     HAProxy lists it, and a second run changes nothing."""
     deployment, bed = provisioned.deployment, provisioned.deployment.bed
     bed.add("db4")
-    for group in ("etcd_cluster", "postgres_cluster"):
-        deployment.groups[group].append("db4")
     provisioned.host_vars.pop("web3", None)  # added by the test before: an existing web node now
     provisioned.host_vars["db4"] = {"new_node": True}
-    # Receipts are checked on every node of postgres_cluster, db4 included once it streams (heal waits for it).
-    outcome, _ = _playbook_under_load(provisioned, report, "add-db-node.yml")
+
+    def join() -> None:
+        # In the groups from now on: the cluster counts four members healthy, and receipts are checked on every
+        # node of postgres_cluster, db4 included, once it streams (the load's end waits for a healthy cluster).
+        for group in ("etcd_cluster", "postgres_cluster"):
+            deployment.groups[group].append("db4")
+
+    outcome, _ = _playbook_under_load(provisioned, report, "add-db-node.yml", before=join)
     again = provisioned.playbook("add-db-node.yml")
     members = deployment.etcd_members("db1")
     db4 = next((m for m in deployment.members() if m["name"] == "db4"), {})
