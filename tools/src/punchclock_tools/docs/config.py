@@ -56,12 +56,19 @@ def _haproxy_checks(text: str) -> dict[str, int]:
     }
 
 
-def _counts() -> dict[str, int]:
-    """Members of a fresh local cluster, as ``make cluster-up`` lays it out (``control.up``'s default apps)."""
+def _local_cluster() -> tuple[dict[str, int], dict[str, str]]:
+    """Members and configuration files of a fresh local cluster, as ``make cluster-up`` lays it out and renders
+    them (``control.up``'s default apps; the settings in the files come from the Ansible roles' defaults)."""
     apps = inspect.signature(control.up).parameters["apps"].default
     with tempfile.TemporaryDirectory() as scratch:
         layout = new_layout(Path(scratch), apps=apps)
-    return {"etcd": len(layout.etcd), "nodes": len(layout.nodes), "apps": len(layout.apps)}
+        counts = {"etcd": len(layout.etcd), "nodes": len(layout.nodes), "apps": len(layout.apps)}
+        files = {
+            "patroni": cluster.patroni_config(layout, layout.nodes[0].name),
+            "haproxy": cluster.haproxy_config(layout),
+            "supervisord": cluster.supervisord_config(layout),
+        }
+    return counts, files
 
 
 def _ha_load() -> dict[str, float]:
@@ -115,7 +122,7 @@ def _patroni_settings() -> dict[str, Any]:
 
 
 def _haproxy_timeouts(text: str) -> dict[str, str]:
-    """HAProxy's check timeout and the database listeners' idle timeouts (deploy/cluster/templates/haproxy.cfg.tmpl)."""
+    """HAProxy's check timeout and the database listeners' idle timeouts (the local cluster's haproxy.cfg)."""
     db_write = text.split("listen db_write", 1)[1].split("\nlisten ", 1)[0]
     return {
         "check_timeout": re.search(r"timeout check (\S+)", text)[1],  # type: ignore[index]
@@ -193,7 +200,8 @@ def configured() -> dict[str, Any]:
     }
     local = _ini(REPO / "deploy/backup/pgbackrest.conf.tmpl")
     s3 = _ini(REPO / "deploy/backup/pgbackrest-s3.conf.sample")
-    patroni = (REPO / "deploy/cluster/templates/patroni.yml.tmpl").read_text()
+    counts, rendered = _local_cluster()
+    patroni = rendered["patroni"]
     hpa_base = _yaml("deploy/kubernetes/base/app/hpa.yaml")
     hpa_prod = _yaml("deploy/kubernetes/overlays/prod/hpa.yaml")
     objectstore = _yaml("deploy/kubernetes/overlays/prod/backup/objectstore.yaml")
@@ -208,13 +216,11 @@ def configured() -> dict[str, Any]:
             "retry_timeout": cluster.RETRY_TIMEOUT,
             "drain_delay_seconds": cluster.DRAIN_DELAY_SECONDS,
             "failover_budget_seconds": cluster.FAILOVER_BUDGET_SECONDS,
-            **_counts(),
+            **counts,
             "archive_timeout_seconds": int(re.search(r"archive_timeout: (\d+)s", patroni)[1]),  # type: ignore[index]
-            **_haproxy_checks((REPO / "deploy/cluster/templates/haproxy.cfg.tmpl").read_text()),
-            **_haproxy_timeouts((REPO / "deploy/cluster/templates/haproxy.cfg.tmpl").read_text()),
-            "etcd_compaction_retention": _etcd_compaction(
-                (REPO / "deploy/cluster/templates/etcd.program.tmpl").read_text()
-            ),
+            **_haproxy_checks(rendered["haproxy"]),
+            **_haproxy_timeouts(rendered["haproxy"]),
+            "etcd_compaction_retention": _etcd_compaction(rendered["supervisord"]),
             "patroni_version": patroni_module.VERSION,
             **_patroni_settings(),
         },
