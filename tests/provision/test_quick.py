@@ -1,6 +1,7 @@
 """The quick form of the provisioning test (make test): two bare Debian 12 hosts taken to a serving cluster by
 site.yml, a second run that changes nothing, and a stamp over HTTPS verified against the deployment's CA; then
-rotate-certs.yml re-issues every certificate and each TLS endpoint serves the new one.
+rotate-certs.yml re-issues every certificate and each TLS endpoint serves the new one. The exporters answer
+/metrics only over verified TLS to a client certificate of the deployment's CA, on the private address only.
 
 node1: etcd, Patroni/PostgreSQL. node2: Patroni/PostgreSQL (the synchronous standby strict mode needs),
 HAProxy (database routing and the public endpoint) and punchclock.
@@ -32,6 +33,8 @@ GROUPS = {
 
 
 PUBLIC_NAME = "punchclock.example.internal"
+NODE_EXPORTER_PORT = 9100  # roles/exporters' defaults
+POSTGRES_EXPORTER_PORT = 9187
 # Every TLS endpoint of the two hosts: (host, port, the name its certificate must carry, STARTTLS protocol).
 ENDPOINTS = [
     ("node1", 2379, "node1", None),  # etcd, clients
@@ -45,6 +48,10 @@ ENDPOINTS = [
     ("node2", 443, PUBLIC_NAME, None),  # HAProxy: the public endpoint
     ("node2", 8443, "node2", None),  # HAProxy: the balancer-to-instance hop
     ("node2", 7000, "node2", None),  # HAProxy: stats
+    ("node1", NODE_EXPORTER_PORT, "node1", None),
+    ("node2", NODE_EXPORTER_PORT, "node2", None),
+    ("node1", POSTGRES_EXPORTER_PORT, "node1", None),
+    ("node2", POSTGRES_EXPORTER_PORT, "node2", None),
 ]
 
 
@@ -107,6 +114,48 @@ def served(quick: Quick) -> dict[tuple[str, int], certs.Certificate]:
     }
 
 
+@dataclass(frozen=True)
+class Answer:
+    curl_exit: int
+    status: str  # "000" when no HTTP response came (a refused TLS handshake)
+    body: str
+
+
+def get_metrics(address: str, port: int, ca: Path, *client: Path, scheme: str = "https") -> Answer:
+    """GET /metrics with curl, verifying the served certificate against ``ca`` (and the address it names),
+    presenting ``client`` (a certificate and its key) when given."""
+    argv = ["curl", "-sS", "--max-time", "20", "--cacert", str(ca), "-o", "-", "-w", "\n%{http_code}"]
+    if client:
+        cert, key = client
+        argv += ["--cert", str(cert), "--key", str(key)]
+    curl = subprocess.run(
+        [*argv, f"{scheme}://{address}:{port}/metrics"], capture_output=True, text=True, timeout=60, check=False
+    )
+    body, _, status = curl.stdout.rpartition("\n")
+    return Answer(curl.returncode, status, body)
+
+
+def foreign_client_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed client certificate, of no CA the deployment trusts."""
+    cert, key = directory / "foreign.crt", directory / "foreign.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=prometheus",
+         "-addext", "extendedKeyUsage=clientAuth"],
+        capture_output=True, timeout=30, check=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def listeners(quick: Quick, host: str, ports: set[int]) -> set[str]:
+    """The local address:port of every TCP socket listening on one of ``ports`` on ``host``, whatever its process
+    (by port, since ``ss -p`` names no process inside these containers)."""
+    ss = quick.bed.ssh(host, "ss -Htln")
+    assert ss.returncode == 0, ss.stderr
+    local = [line.split()[3] for line in ss.stdout.splitlines()]
+    return {address for address in local if int(address.rpartition(":")[2]) in ports}
+
+
 def test_site_provisions_two_hosts_idempotently_and_serves_https(quick: Quick) -> None:
     """Given two bare hosts, site.yml serves POST /app over verified TLS, and a second run changes nothing."""
     second = playbook(quick.inventory, quick.deploy_dir, "-e", quick.source)
@@ -125,6 +174,43 @@ def test_database_nodes_archive_into_the_repository(quick: Quick) -> None:
     (stanza,) = json.loads(deployment.pgbackrest("--output=json", "info"))
     assert stanza["status"]["code"] == 2, stanza["status"]  # 2: no backup yet; the stanza and its archive exist
     assert stanza["archive"][0]["max"], stanza
+
+
+def test_exporters_answer_only_tls_clients_with_a_certificate_of_the_ca(quick: Quick, tmp_path: Path) -> None:
+    """Given the serving hosts, each exporter answers /metrics over TLS verified against the deployment's CA to a
+    client presenting a certificate of that CA (node_exporter: node_ metrics; postgres_exporter: pg_up 1, no failed
+    query, the queries file's slot metric on the leader), and refuses a client without a certificate, one with a
+    certificate of another CA, and plain HTTP; and the exporters listen on the private address only."""
+    ca, scraper = quick.pki / "ca.crt", (quick.pki / "node1.crt", quick.pki / "node1.key")
+    foreign = foreign_client_certificate(tmp_path)
+    leader = Deployment(quick.bed, quick.deploy_dir, GROUPS).leader()
+    exporters = [(host, NODE_EXPORTER_PORT) for host in ("node1", "node2")]
+    exporters += [(host, POSTGRES_EXPORTER_PORT) for host in GROUPS["postgres_cluster"]]
+
+    for host, port in exporters:
+        address = quick.bed.hosts[host].address
+        answer = get_metrics(address, port, ca, *scraper)
+        assert (answer.curl_exit, answer.status) == (0, "200"), (host, port, answer)
+        samples = answer.body.splitlines()
+        if port == NODE_EXPORTER_PORT:
+            assert [s for s in samples if s.startswith("node_cpu_seconds_total{")], (host, answer.body[-2000:])
+            assert [s for s in samples if s.startswith("node_systemd_unit_state{")], (host, answer.body[-2000:])
+        else:
+            assert "pg_up 1" in samples, (host, answer.body[-2000:])
+            assert "pg_exporter_last_scrape_error 0" in samples, (host, answer.body[-2000:])
+            if host == leader:
+                assert [s for s in samples if s.startswith("pg_replication_slots_pg_wal_lsn_diff{")], answer.body
+
+        for refused in (get_metrics(address, port, ca), get_metrics(address, port, ca, *foreign)):
+            assert (refused.status, refused.curl_exit != 0) == ("000", True), (host, port, refused)  # no handshake
+        plain = get_metrics(address, port, ca, *scraper, scheme="http")
+        assert (plain.status, plain.body.strip()) == ("400", "Client sent an HTTP request to an HTTPS server.")
+
+    for host in ("node1", "node2"):
+        address = quick.bed.hosts[host].address
+        ports = {NODE_EXPORTER_PORT} | ({POSTGRES_EXPORTER_PORT} if host in GROUPS["postgres_cluster"] else set())
+        found = listeners(quick, host, {NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT})
+        assert found == {f"{address}:{port}" for port in ports}  # none on 0.0.0.0, [::] or loopback
 
 
 def test_rotate_certs_reissues_every_certificate_and_every_endpoint_serves_it(quick: Quick) -> None:
