@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from punchclock_tools import certs, hosts
-from punchclock_tools.provisioned import Deployment
+from punchclock_tools.provisioned import PUBLIC_NAME, Deployment
 from tests.provision.conftest import Run, head_commit, playbook, require_podman_hosts
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -32,27 +32,7 @@ GROUPS = {
 }
 
 
-PUBLIC_NAME = "punchclock.example.internal"
-NODE_EXPORTER_PORT = 9100  # roles/exporters' defaults
-POSTGRES_EXPORTER_PORT = 9187
-# Every TLS endpoint of the two hosts: (host, port, the name its certificate must carry, STARTTLS protocol).
-ENDPOINTS = [
-    ("node1", 2379, "node1", None),  # etcd, clients
-    ("node1", 2380, "node1", None),  # etcd, peers
-    ("node1", 8008, "node1", None),  # Patroni REST
-    ("node2", 8008, "node2", None),
-    ("node1", 5432, "node1", "postgres"),  # PostgreSQL
-    ("node2", 5432, "node2", "postgres"),
-    ("node1", 8432, "node1", None),  # pgBackRest's TLS server
-    ("node2", 8432, "node2", None),
-    ("node2", 443, PUBLIC_NAME, None),  # HAProxy: the public endpoint
-    ("node2", 8443, "node2", None),  # HAProxy: the balancer-to-instance hop
-    ("node2", 7000, "node2", None),  # HAProxy: stats
-    ("node1", NODE_EXPORTER_PORT, "node1", None),
-    ("node2", NODE_EXPORTER_PORT, "node2", None),
-    ("node1", POSTGRES_EXPORTER_PORT, "node1", None),
-    ("node2", POSTGRES_EXPORTER_PORT, "node2", None),
-]
+NODE_EXPORTER_PORT, POSTGRES_EXPORTER_PORT = certs.NODE_EXPORTER_PORT, certs.POSTGRES_EXPORTER_PORT
 
 
 @dataclass
@@ -97,21 +77,9 @@ def post_stamp(quick: Quick) -> None:
     assert set(json.loads(body)) == {"id", "recorded_at"}
 
 
-def served(quick: Quick) -> dict[tuple[str, int], certs.Certificate]:
-    """What each endpoint serves, verified against the CA and its name (etcd and HAProxy's hop want a client
-    certificate: the host's own)."""
-    return {
-        (host, port): certs.served(
-            quick.bed.hosts[host].address,
-            port,
-            quick.pki / "ca.crt",
-            name,
-            starttls=starttls,
-            cert=quick.pki / f"{host}.crt",
-            key=quick.pki / f"{host}.key",
-        )
-        for host, port, name, starttls in ENDPOINTS
-    }
+def served(quick: Quick) -> dict[certs.Endpoint, certs.Certificate]:
+    """What every TLS endpoint of the two hosts serves, verified against the CA and the name it must carry."""
+    return Deployment(quick.bed, quick.deploy_dir, GROUPS).served_certificates()
 
 
 @dataclass(frozen=True)
@@ -225,7 +193,7 @@ def test_rotate_certs_reissues_every_certificate_and_every_endpoint_serves_it(qu
 
     installed = {host: certs.installed(quick.pki / f"{host}.crt") for host in ("node1", "node2")}
     assert {endpoint: cert.serial for endpoint, cert in after.items()} == {
-        endpoint: installed[endpoint[0]].serial for endpoint in after
+        endpoint: installed[endpoint.host].serial for endpoint in after
     }
     assert [e for e, cert in after.items() if cert.serial == before[e].serial] == []
     assert [e for e, cert in after.items() if cert.not_before <= before[e].not_before] == []

@@ -104,3 +104,34 @@ def test_another_name_or_another_ca_does_not_verify(pki: Path) -> None:
     for port in listen(pki / "db1.crt", starttls=False):
         with pytest.raises(certs.CertificateError, match="for db1"):
             certs.served("127.0.0.1", port, other, "db1")
+
+
+def test_endpoints_are_every_tls_listener_the_roles_put_on_the_hosts() -> None:
+    """Each group's TLS ports, once per host: a database node that is also the repository host serves
+    pgBackRest's TLS server once, every host its node_exporter, the balancers the public name."""
+    groups = {
+        "etcd_cluster": ["node1"],
+        "postgres_cluster": ["node1", "node2"],
+        "web": ["node2"],
+        "balancers": ["node2"],
+        "pgbackrest_repo": ["node1"],
+    }
+    found = {(e.host, e.port, e.name, e.starttls) for e in certs.endpoints(groups, "public.example")}
+    assert found == {
+        ("node1", 2379, "node1", None),
+        ("node1", 2380, "node1", None),
+        ("node1", 8008, "node1", None),
+        ("node2", 8008, "node2", None),
+        ("node1", 5432, "node1", "postgres"),
+        ("node2", 5432, "node2", "postgres"),
+        ("node1", 8432, "node1", None),
+        ("node2", 8432, "node2", None),
+        ("node2", 8443, "node2", None),
+        ("node2", 7000, "node2", None),
+        ("node2", 443, "public.example", None),
+        ("node1", 9100, "node1", None),
+        ("node2", 9100, "node2", None),
+        ("node1", 9187, "node1", None),
+        ("node2", 9187, "node2", None),
+    }
+    assert len(certs.endpoints(groups, "public.example")) == len(found)

@@ -118,7 +118,7 @@ class Endpoint:
 
 
 # The ports of deploy/ansible's roles (their defaults): etcd's client and peer ports, Patroni's REST API,
-# PostgreSQL, pgBackRest's TLS server, HAProxy's instance hop, stats page and public listener.
+# PostgreSQL, pgBackRest's TLS server, HAProxy's instance hop, stats page and public listener, the exporters.
 ETCD_PORTS = (2379, 2380)
 PATRONI_REST_PORT = 8008
 POSTGRES_PORT = 5432
@@ -126,6 +126,8 @@ PGBACKREST_TLS_PORT = 8432
 HAPROXY_APP_TLS_PORT = 8443
 HAPROXY_STATS_PORT = 7000
 PUBLIC_PORT = 443
+NODE_EXPORTER_PORT = 9100
+POSTGRES_EXPORTER_PORT = 9187
 
 
 def endpoints(groups: Mapping[str, Sequence[str]], public_name: str) -> list[Endpoint]:
@@ -145,6 +147,8 @@ def endpoints(groups: Mapping[str, Sequence[str]], public_name: str) -> list[End
     add(groups.get("web", []), HAPROXY_APP_TLS_PORT)
     add([*groups.get("web", []), *groups.get("balancers", [])], HAPROXY_STATS_PORT)
     add(groups.get("balancers", []), PUBLIC_PORT, public_name)
+    add(list(dict.fromkeys(host for members in groups.values() for host in members)), NODE_EXPORTER_PORT)
+    add(groups.get("postgres_cluster", []), POSTGRES_EXPORTER_PORT)
     return list(found.values())
 
 
