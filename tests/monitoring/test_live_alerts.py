@@ -17,6 +17,7 @@ import pytest
 
 from punchclock_tools.cluster import control, scale
 from punchclock_tools.cluster.faults import Cluster, wait_until
+from punchclock_tools.cluster.render import FAILOVER_BUDGET_SECONDS  # the instances' PUNCHCLOCK_FAILOVER_BUDGET_SECONDS
 from punchclock_tools.load import Load
 from punchclock_tools.monitoring import dashboards, postgres_exporter, stack, targets
 from punchclock_tools.monitoring.alerts import matching, wait_firing, wait_resolved
@@ -28,7 +29,6 @@ from tests.monitoring.conftest import LiveStack
 pytestmark = [pytest.mark.ha, pytest.mark.slow]
 full_only = pytest.mark.skipif(not FULL, reason="make test-ha runs the full set (PUNCHCLOCK_HA_FULL=1)")
 DASHBOARD = REPO / "deploy" / "monitoring" / "dashboards" / "punchclock.json"
-FAILOVER_BUDGET_SECONDS = 40  # PUNCHCLOCK_FAILOVER_BUDGET_SECONDS of the cluster's instances (the default)
 
 
 def quiet(prom: Prometheus, name: str) -> None:
