@@ -75,7 +75,7 @@ class Provisioned:
 @pytest.fixture(scope="module")
 def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisioned]:
     if os.environ.get("PUNCHCLOCK_PROVISION_FULL") != "1":
-        pytest.skip("make test-provision runs the five-host set (PUNCHCLOCK_PROVISION_FULL=1)")
+        pytest.skip("make test-provision runs the six-host set (PUNCHCLOCK_PROVISION_FULL=1)")
     require_podman_hosts()
     root = tmp_path_factory.mktemp("provision-full")
     deploy_dir = root / "deploy"

@@ -33,7 +33,7 @@ def test_any_visible_ascii_key_is_accepted_bare_or_quoted(key: str) -> None:
         assert parse_idempotency_key([f'"{key}"']) == key
 
 
-@pytest.mark.parametrize("raw", [[""], ['""'], ["x" * 256], ["é"], ["a b"], ["a", "b"]])
+@pytest.mark.parametrize("raw", [[""], ['""'], ["x" * 256], ["é"], ["a b"], ["a", "b"], ["abc\xa0"], ["\x1fabc"]])
 def test_malformed_keys_are_refused(raw: list[str]) -> None:
     """Empty, too long, non-visible-ASCII and repeated keys are a 400 naming the header."""
     with pytest.raises(InvalidRequest) as caught:

@@ -54,7 +54,7 @@ def parse_idempotency_key(values: list[str]) -> str | None:
         return None
     if len(values) > 1:
         raise InvalidRequest("send one Idempotency-Key header, not several", parameter=KEY_HEADER)
-    value = values[0].strip()
+    value = values[0].strip(" \t")  # HTTP's optional whitespace only (str.strip also takes \x1c-\x1f, \xa0)
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1]
     if not value:
