@@ -15,6 +15,18 @@ import pytest
 from punchclock_tools.paths import REPO
 from tests.ha.conftest import report  # noqa: F401 - the scenarios' report fixture, as tests/ha records it
 
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """Note on the test item whether its body failed, for fixtures that keep evidence from failed tests."""
+    made = yield
+    if call.when == "call":
+        item.stash[CALL_FAILED] = call.excinfo is not None
+    return made
+
+
 ANSIBLE_DIR = REPO / "deploy" / "ansible"
 PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)

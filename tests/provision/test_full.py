@@ -35,7 +35,7 @@ from punchclock_tools.load import Load, Outcome, Verdict, lost_on, verify
 from punchclock_tools.paths import REPO
 from punchclock_tools.provisioned import Deployment
 from tests.ha.conftest import record
-from tests.provision.conftest import Run, head_commit, playbook, require_podman_hosts
+from tests.provision.conftest import CALL_FAILED, Run, head_commit, playbook, require_podman_hosts
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -92,6 +92,28 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provisione
         yield Provisioned(
             deployment, inventory, deploy_dir, source, first, second, str(early["label"]), variables, host_vars={}
         )
+
+
+JOURNAL_UNITS = ("patroni", "etcd", "haproxy", "punchclock", "pgbackrest-server")
+
+
+@pytest.fixture(autouse=True)
+def journals_on_failure(request: pytest.FixtureRequest, provisioned: Provisioned) -> Iterator[None]:
+    """When a test fails, every host's journal of the cluster's units since the test began is kept beside the
+    run's files (the hosts are removed at the module's end, their logs with them)."""
+    started = time.time()
+    yield
+    if not request.node.stash.get(CALL_FAILED, False):
+        return
+    keep = provisioned.deploy_dir.parent / "journals" / request.node.name
+    keep.mkdir(parents=True, exist_ok=True)
+    units = " ".join(f"-u {unit}" for unit in JOURNAL_UNITS)
+    for name in provisioned.deployment.bed.hosts:
+        proc = provisioned.deployment.bed.ssh(
+            name, f"journalctl --no-pager -o short-precise --since @{int(started) - 5} {units}", timeout=60
+        )
+        (keep / f"{name}.log").write_text(proc.stdout + proc.stderr)
+    print(f"\njournals of the failed test kept in {keep}")
 
 
 def test_site_provisions_six_hosts_idempotently_and_serves_https(
