@@ -76,8 +76,8 @@ def decode_cursor(cursor: str) -> int:
         version, _, value = text.partition(":")
         if version != "v1" or not _is_number(value) or len(value) > _ID_DIGITS or int(value) > MAX_ID:
             raise ValueError(text)
-        if encode_cursor(int(value)) != cursor:  # only the form this service issues: no padding, no leading
-            raise ValueError(text)  # zeros, no characters the lenient decoder would skip
+        if base64.urlsafe_b64encode(text.encode()).decode().rstrip("=") != cursor:  # base64url as issued: no
+            raise ValueError(text)  # padding, no characters the lenient decoder would skip
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidRequest("before is not a cursor this service issued", parameter="before") from None
