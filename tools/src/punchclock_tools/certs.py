@@ -119,7 +119,8 @@ class Endpoint:
 
 # The ports of deploy/ansible's roles (their defaults): etcd's client and peer ports, Patroni's REST API,
 # PostgreSQL, pgBackRest's TLS server, HAProxy's instance hop, stats page and public listener, the exporters.
-ETCD_PORTS = (2379, 2380)
+ETCD_CLIENT_PORT, ETCD_PEER_PORT = 2379, 2380
+ETCD_PORTS = (ETCD_CLIENT_PORT, ETCD_PEER_PORT)
 PATRONI_REST_PORT = 8008
 POSTGRES_PORT = 5432
 PGBACKREST_TLS_PORT = 8432

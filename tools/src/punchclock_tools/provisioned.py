@@ -35,17 +35,14 @@ from punchclock_tools import certs
 from punchclock_tools.cluster.patroni import get_url, members_healthy, wait
 from punchclock_tools.hosts import Testbed
 
-# The role defaults this module reads (deploy/ansible/roles: deployment, patroni and haproxy defaults).
-REST_PORT = 8008
-POSTGRES_PORT = 5432
+# The role defaults this module reads (deploy/ansible/roles: deployment, patroni and haproxy defaults); the
+# roles' ports are in punchclock_tools.certs.
 DATABASE = "punchclock"
 DB_USER = "punchclock"
 DB_SECRET = "punchclock-db"  # noqa: S105 - the name of the file holding it
-HAPROXY_STATS_PORT = 7000
 HAPROXY_STATS_USER = "admin"
 HAPROXY_STATS_SECRET = "haproxy-stats"  # noqa: S105 - the name of the file holding it
 PUBLIC_NAME = "punchclock.example.internal"  # roles/deployment: public_name of deployment "punchclock"
-ETCD_CLIENT_PORT = 2379
 TLS_DIR = "/etc/punchclock-tls"
 # roles/pgbackrest: the stanza (roles/deployment), restores' configuration and directory on the repository host.
 STANZA = "punchclock"
@@ -139,7 +136,7 @@ class Deployment:
 
     def _get(self, node: str, path: str, timeout: float = 2.0) -> tuple[int, Any]:
         context = ssl.create_default_context(cafile=str(self.ca_file))
-        return get_url(f"https://{self.bed.hosts[node].address}:{REST_PORT}{path}", timeout, context)
+        return get_url(f"https://{self.bed.hosts[node].address}:{certs.PATRONI_REST_PORT}{path}", timeout, context)
 
     def members(self, skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         """``GET /cluster`` from the first database node that answers (``skip``: nodes not to ask)."""
@@ -180,7 +177,7 @@ class Deployment:
 
     def backend_state(self, balancer: str, backend: str, server: str) -> str | None:
         """A server's state (UP, DOWN, MAINT...) in a backend of ``balancer``'s HAProxy, from its stats page."""
-        url = f"https://{self.bed.hosts[balancer].address}:{HAPROXY_STATS_PORT}/;csv"
+        url = f"https://{self.bed.hosts[balancer].address}:{certs.HAPROXY_STATS_PORT}/;csv"
         token = base64.b64encode(f"{HAPROXY_STATS_USER}:{self.password(HAPROXY_STATS_SECRET)}".encode()).decode()
         request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
         context = ssl.create_default_context(cafile=str(self.ca_file))
@@ -198,7 +195,7 @@ class Deployment:
         address = self.bed.hosts[node].address
         out = self.remote(
             node,
-            f"ETCDCTL_API=3 etcdctl --endpoints=https://{address}:{ETCD_CLIENT_PORT} {tls} member list -w json",
+            f"ETCDCTL_API=3 etcdctl --endpoints=https://{address}:{certs.ETCD_CLIENT_PORT} {tls} member list -w json",
             timeout=60,
         )
         return list(json.loads(out).get("members", []))
@@ -234,7 +231,7 @@ class Deployment:
         with contextlib.ExitStack() as stack:
             found: dict[str, str] = {}
             for node in self.db_nodes:
-                port = stack.enter_context(self.bed.tunnel(via, self.bed.hosts[node].address, POSTGRES_PORT))
+                port = stack.enter_context(self.bed.tunnel(via, self.bed.hosts[node].address, certs.POSTGRES_PORT))
                 found[node] = self._app_dsn(port)
             yield found
 
